@@ -1,0 +1,47 @@
+# groundup: every target sets up what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench accuracy lint system-deps clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch is pinned through constraints.txt: 2.13.0 is the CPU build on this disk,
+	# whereas an unpinned torch pulls a multi-GB CUDA build.
+	$(PIP) install --quiet -c constraints.txt -e '.[test,bench]'
+	touch $(STAMP)
+
+# Debian packages the tests use: Chromium for the browser tests and the real
+# Fashion-MNIST IDX files. Installed when missing and we are root; otherwise the tests
+# that need them say why they skip (and fail under CI=true).
+system-deps:
+	@if [ -x /usr/bin/chromium ] && [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && apt-get install -y -q chromium dataset-fashion-mnist; \
+	else echo "note: install Debian's chromium and dataset-fashion-mnist for the full suite"; fi
+
+demo: $(STAMP)  ## train the article's two models on the bundled digits
+	$(BIN)/groundup train --model linear --out runs/demo-linear
+	$(BIN)/groundup train --model net --out runs/demo-net
+
+test: $(STAMP) system-deps  ## run the whole test suite
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) system-deps  ## the speed suite: ratios measured side by side
+	$(BIN)/python bench/run.py
+
+accuracy: $(STAMP) system-deps  ## check the default settings reach the accuracy goals
+	$(BIN)/python bench/accuracy.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

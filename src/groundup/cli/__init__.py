@@ -1,0 +1,76 @@
+"""The `groundup` command line: argparse → a typed config → the library.
+
+Each group of subcommands lives in its own module with a `register(subparsers)`
+function. Heavy imports (torch, matplotlib, the web stack) happen inside the
+handlers, so that `groundup --help` and the commands that draw nothing stay quick.
+
+Errors a user can fix (`GroundupError`) become one line on stderr and an exit
+code: 2 for usage, 1 for bad data. `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from groundup.errors import GroundupError
+
+# The modules that add subcommands, in the order `--help` lists them.
+COMMAND_MODULES = ("data", "train")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line (plus a pointer to --help), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = _Parser(
+        prog="groundup",
+        description=(
+            "Train, inspect and reuse the digit classifiers of 'How do Neural Networks "
+            "really work?': the seven steps of learning on real MNIST digits."
+        ),
+        epilog="Run 'groundup COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    from groundup import __version__
+
+    parser.add_argument("--version", action="version", version=f"groundup {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"groundup.cli.{name}").register(subparsers)
+    return parser
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    """Let `--debug` also follow the subcommand (`groundup train --debug`)."""
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except GroundupError as err:
+        if args.debug:
+            raise
+        sys.stderr.write(f"groundup: error: {err}\n")
+        return err.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("groundup: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
