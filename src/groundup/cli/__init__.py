@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from groundup.errors import GroundupError
 
 # The modules that add subcommands, in the order `--help` lists them.
-COMMAND_MODULES = ("data", "train")
+COMMAND_MODULES = ("data", "train", "experiments", "report", "serve")
 
 
 class _Parser(argparse.ArgumentParser):

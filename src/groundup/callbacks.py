@@ -1,0 +1,140 @@
+"""Callbacks for the Learner: stopping rules, a learning-rate schedule, progress.
+
+Step 7 of the article, *stop*, has three forms here:
+  - after a set number of epochs (the `epochs` of `fit`);
+  - `TargetAccuracy`: as soon as validation accuracy reaches a target;
+  - `EarlyStopping`: when the validation loss has not improved for `patience` epochs.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from groundup.learner import Learner
+
+
+class TargetAccuracy:
+    """Stop once the validation accuracy reaches `target` (a share, e.g. 0.99)."""
+
+    def __init__(self, target: float) -> None:
+        self.target = target
+
+    def after_epoch(self, learn: Learner) -> None:
+        if learn.valid_metrics.get("accuracy", -1.0) >= self.target:
+            learn.stop = True
+            learn.stop_reason = f"reached accuracy {self.target:g}"
+
+
+class EarlyStopping:
+    """Stop when the validation loss has not improved for `patience` epochs in a row."""
+
+    def __init__(self, patience: int = 3, min_delta: float = 0.0) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+
+    def before_fit(self, learn: Learner) -> None:
+        self.best = math.inf
+        self.wait = 0
+
+    def after_epoch(self, learn: Learner) -> None:
+        if learn.valid_loss < self.best - self.min_delta:
+            self.best, self.wait = learn.valid_loss, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            learn.stop = True
+            learn.stop_reason = f"no better validation loss for {self.patience} epochs"
+
+
+class OneCycle:
+    """The one-cycle schedule, per batch: the learning rate rises from lr/25 to lr
+    over the first 25% of the steps, then falls along a cosine to lr/1e4.
+
+    Fast and forgiving with Adam; it sets `learn.opt.lr` before every batch.
+    """
+
+    def __init__(self, pct_start: float = 0.25, div: float = 25.0, final_div: float = 1e4) -> None:
+        self.pct_start, self.div, self.final_div = pct_start, div, final_div
+
+    def before_fit(self, learn: Learner) -> None:
+        assert learn.opt is not None
+        self.max_lr = learn.opt.lr
+        self.total = max(1, learn.epochs * len(learn.dls.train))
+        self.step = 0
+
+    def before_batch(self, learn: Learner) -> None:
+        assert learn.opt is not None
+        learn.opt.lr = self.lr_at(self.step / self.total)
+        self.step += 1
+
+    def after_fit(self, learn: Learner) -> None:
+        assert learn.opt is not None
+        learn.opt.lr = self.max_lr
+
+    def lr_at(self, pct: float) -> float:
+        lo, hi, end = self.max_lr / self.div, self.max_lr, self.max_lr / self.final_div
+        if pct < self.pct_start:
+            a, b, t = lo, hi, pct / self.pct_start
+        else:
+            a, b, t = hi, end, (pct - self.pct_start) / (1 - self.pct_start)
+        return b + (a - b) * (1 + math.cos(math.pi * t)) / 2
+
+
+class ProgressBar:
+    """A progress bar over all the batches of a fit, on stderr when it is a terminal."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def before_fit(self, learn: Learner) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeRemainingColumn(),
+            console=Console(file=self.stream),
+            transient=True,
+        )
+        self.task = self.progress.add_task(
+            "fit", total=learn.epochs * len(learn.dls.train), epoch=1, epochs=learn.epochs, loss="-"
+        )
+        self.progress.start()
+
+    def after_batch(self, learn: Learner) -> None:
+        self.progress.update(self.task, advance=1)
+
+    def after_epoch(self, learn: Learner) -> None:
+        self.progress.update(
+            self.task, epoch=min(learn.epoch + 2, learn.epochs), loss=f"{learn.train_loss:.4f}"
+        )
+
+    def after_fit(self, learn: Learner) -> None:
+        self.progress.stop()
+
+
+class EpochPrinter:
+    """Prints one row per epoch as training goes: epoch, losses, metrics, time."""
+
+    def __init__(self, console: Any = None) -> None:
+        self.console = console
+
+    def before_fit(self, learn: Learner) -> None:
+        from rich.console import Console
+
+        self.console = self.console or Console(highlight=False)
+        self.header_done = False
+
+    def after_epoch(self, learn: Learner) -> None:
+        row = learn.history[-1]
+        if not self.header_done:
+            self.console.print("  ".join(f"{k:>10}" for k in row))
+            self.header_done = True
+        cells = [f"{v:>10.4f}" if isinstance(v, float) else f"{v:>10}" for v in row.values()]
+        self.console.print("  ".join(cells))

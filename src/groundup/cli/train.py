@@ -1,0 +1,300 @@
+"""`groundup train`, `groundup evaluate` and `groundup predict`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from groundup.cli import add_debug
+from groundup.config import MODEL_NAMES, TrainConfig
+from groundup.errors import UsageError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a digit classifier and save it as a run directory",
+        description=(
+            "Train a model with the seven steps: initialise, predict, loss, gradient, step, "
+            "repeat, stop. The defaults train the article's pair, a 2 against a 9, on the "
+            "bundled sample with plain SGD. The article's own recipe is "
+            "'--init normal --std 1.0'."
+        ),
+    )
+    add_data_options(p)
+    add_train_options(p)
+    p.add_argument("--out", type=Path, help="run directory to write (default: runs/<time>-<model>)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch table")
+    add_debug(p)
+    p.set_defaults(handler=cmd_train)
+
+    p = subparsers.add_parser(
+        "evaluate",
+        help="report a saved model's accuracy, loss and confusion counts",
+        description="Evaluate a run directory on the validation split of its data (or --data).",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--data", metavar="SRC", help="data source (default: the one it was trained on)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_debug(p)
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = subparsers.add_parser(
+        "predict",
+        help="predict the digit in image files with a saved model",
+        description=(
+            "Predict the digit in each image. Photos and drawings are prepared as MNIST's "
+            "digits were: grayscale, inverted if the ink is dark, cropped to the ink, fit in "
+            "20x20 and centred by centre of mass in 28x28. A file that cannot be read is "
+            "reported and the others are still predicted; the exit code is then 1."
+        ),
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_debug(p)
+    p.set_defaults(handler=cmd_predict)
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        default="sample",
+        metavar="SRC",
+        help="sample (bundled, default), mnist, fashion-mnist, kmnist, or a folder "
+        "(IDX files or images in train/<label>/ and valid/<label>/)",
+    )
+    p.add_argument(
+        "--digits",
+        nargs="+",
+        default=["2", "9"],
+        metavar="D",
+        help="digits to tell apart: a pair (default 2 9; the first is label 1), a list, or all",
+    )
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="linear", choices=MODEL_NAMES, help="default: linear")
+    g.add_argument("--hidden", type=int, metavar="N", help="hidden width of 'net' (default 30)")
+    g.add_argument(
+        "--layers", type=_layers, metavar="W,W", help="hidden widths of 'net', e.g. 256,128"
+    )
+    g.add_argument(
+        "--init",
+        default="kaiming",
+        choices=("normal", "uniform", "xavier", "kaiming", "zeros"),
+        help="weight initialisation (default kaiming; the article's is normal with --std 1.0)",
+    )
+    g.add_argument("--std", type=float, default=1.0, help="std for --init normal (default 1.0)")
+
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, help="default: 20 for linear, 40 for net")
+    g.add_argument("--lr", type=_lr, help="learning rate (default: 1.0 linear, 0.1 net)")
+    g.add_argument("--batch-size", type=int, default=256, help="mini-batch size (default 256)")
+    g.add_argument(
+        "--full-batch",
+        action="store_true",
+        help="gradient descent: one step per epoch on the whole training set (default: SGD)",
+    )
+    g.add_argument("--opt", choices=("sgd", "momentum", "adam"), help="optimizer (pair: sgd)")
+    g.add_argument("--schedule", choices=("constant", "one-cycle"), help="learning-rate schedule")
+    g.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="randomly shift, rotate and scale training batches",
+    )
+    g.add_argument("--seed", type=int, default=0, help="seeds weights and shuffles (default 0)")
+    g.add_argument(
+        "--device", default="auto", help="auto (a GPU if present), cpu, cuda or mps"
+    )
+
+    g = p.add_argument_group("stopping")
+    g.add_argument("--target-accuracy", type=float, metavar="A", help="stop at this accuracy")
+    g.add_argument(
+        "--patience", type=int, metavar="N", help="stop after N epochs without a better valid loss"
+    )
+
+
+def _lr(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def _layers(text: str) -> list[int]:
+    try:
+        widths = [int(w) for w in text.replace(" ", "").split(",") if w]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be widths separated by commas, like 256,128, not {text!r}"
+        ) from None
+    if not widths or any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"each width must be at least 1, not {text!r}")
+    return widths
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The typed config for a `train`-like command's options."""
+    from groundup.data import parse_digits
+
+    if args.hidden is not None and args.layers is not None:
+        raise UsageError("give --hidden or --layers, not both")
+    hidden = args.layers if args.layers is not None else (
+        [args.hidden] if args.hidden is not None else None
+    )
+    config = TrainConfig(
+        data=args.data,
+        digits=parse_digits(args.digits),
+        model=args.model,
+        hidden=hidden,
+        init=args.init,
+        std=args.std,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        full_batch=args.full_batch,
+        opt=args.opt,
+        schedule=args.schedule,
+        augment=args.augment,
+        seed=args.seed,
+        device=args.device,
+        target_accuracy=args.target_accuracy,
+        patience=args.patience,
+    )
+    config.validate()
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if config.init == "zeros" and config.model != "linear":
+        sys.stderr.write(
+            "groundup: warning: --init zeros gives every hidden unit the same weights, so "
+            "they all get the same gradient and stay identical (the symmetry problem); "
+            "the net then learns no more than one unit would\n"
+        )
+    from groundup.callbacks import EpochPrinter, ProgressBar
+    from groundup.runs import save_run
+    from groundup.training import make_learner, model_spec
+
+    show = not (args.quiet or args.json)
+    cbs: list[Any] = []
+    if show:
+        cbs.append(EpochPrinter())
+        if sys.stderr.isatty():
+            cbs.append(ProgressBar())
+    learn = make_learner(config, cbs=cbs)
+    config = learn.config
+    if show:
+        dls = learn.dls
+        print(
+            f"data: {dls.source}, digits {' '.join(map(str, config.digits))}: "
+            f"{len(dls.train.dataset)} train, {len(dls.valid.dataset)} valid | "
+            f"model {config.model}, init {config.init}, opt {config.opt}, lr {config.lr:g}, "
+            f"batch {'full' if config.full_batch else config.batch_size}, device {learn.device}"
+        )
+    start = time.perf_counter()
+    learn.fit(config.epochs, config.lr)
+    seconds = time.perf_counter() - start
+    out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model}"
+    save_run(
+        out,
+        learn.model,
+        model_spec(config),
+        config.digits,
+        learn.dls.source,
+        learn.history,
+        config.to_dict(),
+    )
+    final = learn.history[-1]
+    if args.json:
+        result = {
+            "epochs": [
+                {k: row[k] for k in ("epoch", "train_loss", "valid_loss", "accuracy", "seconds")}
+                for row in learn.history
+            ],
+            "final": {"accuracy": final["accuracy"], "valid_loss": final["valid_loss"]},
+            "run_dir": str(out),
+        }
+        print(json.dumps(result))
+    elif not args.quiet:
+        why = f" ({learn.stop_reason})" if learn.stop_reason else ""
+        print(
+            f"done: {len(learn.history)} epochs in {seconds:.2f} s{why}; "
+            f"valid accuracy {final['accuracy']:.4f}, valid loss {final['valid_loss']:.4f}; "
+            f"saved to {out}"
+        )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from groundup.evaluate import evaluate_run
+    from groundup.runs import load_run
+
+    run = load_run(args.run_dir)
+    result = evaluate_run(run, args.data)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(
+        f"{args.run_dir}: {result['source']}, {result['n']} validation images | "
+        f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
+    )
+    digits = result["digits"]
+    table = Table(title="confusion counts (rows: true digit, columns: predicted)")
+    table.add_column("true")
+    for d in digits:
+        table.add_column(str(d), justify="right")
+    for d, row in zip(digits, result["confusion"]):
+        table.add_row(str(d), *(str(c) for c in row))
+    console.print(table)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from groundup.errors import DataError
+    from groundup.images import prepare_digit
+    from groundup.runs import load_run
+
+    run = load_run(args.run_dir)
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            x = torch.from_numpy(prepare_digit(path)).reshape(1, 784)
+        except DataError as err:
+            failed += 1
+            results.append({"image": str(path), "error": str(err)})
+            if not args.json:
+                sys.stderr.write(f"groundup: error: {err}\n")
+            continue
+        probs = run.predict_proba(x)[0]
+        best = int(probs.argmax())
+        entry = {
+            "image": str(path),
+            "digit": run.digits[best],
+            "probability": round(float(probs[best]), 4),
+            "probabilities": {str(d): round(float(p), 4) for d, p in zip(run.digits, probs)},
+        }
+        results.append(entry)
+        if not args.json:
+            print(f"{path}: {entry['digit']} (probability {entry['probability']:.4f})")
+    if args.json:
+        print(json.dumps({"predictions": results}))
+    return 1 if failed else 0

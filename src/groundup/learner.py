@@ -1,0 +1,274 @@
+"""The Learner: the seven steps as one loop, with callbacks at its edges.
+
+    fit(epochs, lr)
+      before_fit
+      for each epoch:                                   step 6, repeat
+        before_epoch
+        for each mini-batch (xb, yb):
+          before_batch
+          preds = model(xb)                             step 2, predict
+          loss  = loss_func(preds, yb)                  step 3, loss
+          loss.backward()                               step 4, gradient
+          opt.step(); opt.zero_grad()                   step 5, step
+          after_batch
+        validate: loss and metrics over the whole validation set
+        after_epoch                                     step 7, a callback may stop
+      after_fit
+
+A callback is any object with some of the methods `before_fit`, `before_epoch`,
+`before_batch`, `after_batch`, `after_epoch`, `after_fit`, each taking the learner.
+The `Recorder` that fills `learn.history` is one; so is the progress bar.
+A callback stops training by setting `learn.stop = True`.
+
+The divergence guard is built in: a NaN or infinite loss stops training with a
+`DivergenceError` naming the epoch, batch and learning rate, and the weights are
+put back as they were at the end of the last good epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from groundup.data import DataLoader, DataLoaders
+from groundup.errors import DivergenceError, UsageError
+from groundup.losses import batch_accuracy, mnist_loss
+from groundup.optim import BasicOptim
+
+EVENTS = ("before_fit", "before_epoch", "before_batch", "after_batch", "after_epoch", "after_fit")
+
+Metric = Callable[[Tensor, Tensor], Tensor]
+
+
+def metric_name(metric: Metric) -> str:
+    """`batch_accuracy` is reported as `accuracy`; other metrics by their own name."""
+    name = getattr(metric, "__name__", type(metric).__name__)
+    return name.removeprefix("batch_")
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """`auto` takes a GPU when one is present (CUDA, then Apple's MPS), else the CPU."""
+    name = str(name)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise UsageError("--device mps was asked for, but PyTorch sees no Apple GPU here")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise UsageError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+class Recorder:
+    """Records, per epoch: the training loss (mean over samples), the validation
+    loss, each metric over the whole validation set, and the seconds taken."""
+
+    def before_fit(self, learn: Learner) -> None:
+        self.start = time.perf_counter()
+
+    def before_epoch(self, learn: Learner) -> None:
+        self.epoch_start = time.perf_counter()
+
+    def after_epoch(self, learn: Learner) -> None:
+        row: dict[str, Any] = {"epoch": learn.epoch_count, "train_loss": round(learn.train_loss, 6)}
+        row["valid_loss"] = round(learn.valid_loss, 6)
+        row.update({k: round(v, 6) for k, v in learn.valid_metrics.items()})
+        row["seconds"] = round(time.perf_counter() - self.epoch_start, 4)
+        learn.history.append(row)
+
+
+class Learner:
+    """Trains `model` on `dls`: `Learner(dls, model).fit(epochs, lr)`.
+
+    The defaults are the article's: `BasicOptim` (plain SGD), `mnist_loss` and
+    `batch_accuracy`. `model` is one of ours (`simple_net()`, ...) or any
+    `torch.nn.Module`; it and the data are moved to `device` once, up front.
+    """
+
+    def __init__(
+        self,
+        dls: DataLoaders,
+        model: Any,
+        opt_func: Callable[..., BasicOptim] = BasicOptim,
+        loss_func: Callable[[Tensor, Tensor], Tensor] = mnist_loss,
+        metrics: Metric | Sequence[Metric] = batch_accuracy,
+        cbs: Iterable[Any] = (),
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = resolve_device(device)
+        self.dls = dls.to(self.device) if self.device.type != "cpu" else dls
+        self.model = model.to(self.device) if self.device.type != "cpu" else model
+        self.opt_func = opt_func
+        self.loss_func = loss_func
+        self.metrics = [metrics] if callable(metrics) else list(metrics)
+        self.cbs: list[Any] = [Recorder(), *cbs]
+        self.opt: BasicOptim | None = None
+        self.history: list[dict[str, Any]] = []  # one row per epoch, filled by the Recorder
+        self.epoch_count = 0  # epochs trained over all calls to fit
+        self.stop = False
+        self.stop_reason = ""  # set by whatever stopped training early
+        self.train_loss = math.nan
+        self.valid_loss = math.nan
+        self.valid_metrics: dict[str, float] = {}
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def fit(self, epochs: int, lr: float | None = None) -> Learner:
+        """Train for up to `epochs` epochs at learning rate `lr`; returns self.
+
+        A second `fit` continues from where the first stopped, with the same
+        optimizer state (momentum, Adam's averages) and a new `lr` if given.
+        """
+        if not isinstance(epochs, int) or epochs < 1:
+            raise UsageError(f"epochs must be a whole number of at least 1, not {epochs}")
+        if self.opt is None:
+            if lr is None:
+                raise UsageError("the first fit needs a learning rate: fit(epochs, lr)")
+            self.opt = self.opt_func(self.model.parameters(), lr)
+        elif lr is not None:
+            self.set_lr(lr)
+        self._hooks = {e: [getattr(cb, e) for cb in self.cbs if hasattr(cb, e)] for e in EVENTS}
+        self.stop, self.stop_reason = False, ""
+        self.epochs = epochs
+        self._good = self._snapshot()
+        self._run("before_fit")
+        try:
+            for self.epoch in range(epochs):
+                self._run("before_epoch")
+                self._train_epoch()
+                self._validate()
+                self.epoch_count += 1
+                self._good = self._snapshot()
+                self._run("after_epoch")
+                if self.stop:
+                    break
+        finally:
+            self._run("after_fit")
+        return self
+
+    def _train_epoch(self) -> None:
+        self._set_mode(True)
+        total, n = 0.0, 0
+        for self.batch, (xb, yb) in enumerate(self.dls.train):
+            self._run("before_batch")
+            loss = self._one_batch(xb, yb)
+            total += loss * len(xb)
+            n += len(xb)
+            self._run("after_batch")
+            if self.stop:
+                break
+        self.train_loss = total / max(n, 1)
+
+    def _one_batch(self, xb: Tensor, yb: Tensor) -> float:
+        """Steps 2 to 5 on one mini-batch; returns the batch's loss."""
+        assert self.opt is not None
+        self.xb, self.yb = xb, yb
+        self.preds = self.model(xb)  # step 2
+        self.loss = self.loss_func(self.preds, yb)  # step 3
+        value = self.loss.item()
+        if not math.isfinite(value):
+            self._diverged(value)
+        self.loss.backward()  # step 4
+        self.opt.step()  # step 5
+        self.opt.zero_grad()
+        return value
+
+    def _validate(self) -> None:
+        self.valid_loss, self.valid_metrics = self.evaluate(self.dls.valid)
+
+    def evaluate(self, dl: DataLoader) -> tuple[float, dict[str, float]]:
+        """The loss and every metric over all of `dl`, each batch weighted by its size."""
+        self._set_mode(False)
+        loss_sum, n = 0.0, 0
+        sums = [0.0] * len(self.metrics)
+        with torch.no_grad():
+            for xb, yb in dl:
+                preds = self.model(xb)
+                b = len(xb)
+                loss_sum += float(self.loss_func(preds, yb)) * b
+                for i, m in enumerate(self.metrics):
+                    sums[i] += float(m(preds, yb)) * b
+                n += b
+        metrics = {metric_name(m): s / max(n, 1) for m, s in zip(self.metrics, sums)}
+        return loss_sum / max(n, 1), metrics
+
+    def get_preds(self, dl: DataLoader | None = None) -> tuple[Tensor, Tensor]:
+        """Raw model outputs and targets for all of `dl` (the validation set by default)."""
+        dl = dl or self.dls.valid
+        self._set_mode(False)
+        preds, targets = [], []
+        with torch.no_grad():
+            for xb, yb in dl:
+                preds.append(self.model(xb))
+                targets.append(yb)
+        return torch.cat(preds).cpu(), torch.cat(targets).cpu()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate, also while training runs (from a callback)."""
+        from groundup.optim import check_lr
+
+        if self.opt is None:
+            raise UsageError("no optimizer yet: call fit first")
+        self.opt.lr = check_lr(lr)
+
+    @property
+    def lr(self) -> float | None:
+        return None if self.opt is None else self.opt.lr
+
+    def _run(self, event: str) -> None:
+        for hook in self._hooks[event]:
+            hook(self)
+
+    def _set_mode(self, training: bool) -> None:
+        train = getattr(self.model, "train", None)
+        if callable(train):
+            train(training)
+
+    def _snapshot(self) -> list[Tensor]:
+        return [p.detach().clone() for p in self.model.parameters()]
+
+    def _diverged(self, value: float) -> None:
+        with torch.no_grad():
+            for p, good in zip(self.model.parameters(), self._good):
+                p.copy_(good)
+        assert self.opt is not None
+        raise DivergenceError(
+            f"the loss became {value} at epoch {self.epoch_count + 1}, batch {self.batch + 1}, "
+            f"with learning rate {self.opt.lr:g}: try a smaller --lr "
+            f"(the weights are kept as they were after epoch {self.epoch_count})"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Learner({type(self.model).__name__}, loss={getattr(self.loss_func, '__name__', '?')}, "
+            f"opt={getattr(self.opt_func, '__name__', '?')}, {self.epoch_count} epochs trained)"
+        )
+
+    def _repr_html_(self) -> str:
+        if not self.history:
+            return f"<b>{self!r}</b>"
+        cols = list(self.history[0])
+        head = "".join(f"<th>{c}</th>" for c in cols)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{_fmt(r[c])}</td>" for c in cols) + "</tr>" for r in self.history
+        )
+        return f"<b>{self!r}</b><table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)

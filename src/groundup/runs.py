@@ -1,0 +1,175 @@
+"""Run directories: a trained model saved as `model.safetensors` + `model.json`.
+
+    RUN_DIR/
+      model.safetensors   the weights, by name (no pickle: safe to load from anyone)
+      model.json          how to rebuild and use them: architecture, digits, data
+                          source, preprocessing, history, seed, versions
+
+Each file is written to a temporary file beside it, then renamed over the old
+one, so a crash never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from groundup.errors import RunError
+from groundup.models import ModelSpec, build_model
+
+FORMAT = "groundup-run"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+META = "model.json"
+
+# How raw pixels become model inputs; predict applies the same.
+PREPROCESSING = {
+    "image": "28x28 grayscale, light ink on a dark background (MNIST's convention)",
+    "scale": "pixel / 255, giving [0, 1]",
+    "flatten": "row-major, 784 values",
+    "user_images": "inverted if dark on light, cropped to the ink, fit in 20x20, "
+    "centred by centre of mass in 28x28",
+}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Run:
+    """A saved model, loaded: `run.predict(x)` gives class probabilities."""
+
+    path: Path
+    model: Any
+    spec: ModelSpec
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def digits(self) -> tuple[int, ...]:
+        return tuple(self.meta["digits"])
+
+    @property
+    def binary(self) -> bool:
+        return len(self.digits) == 2
+
+    def predict_proba(self, x: Tensor) -> Tensor:
+        """x: (N, 784) in [0, 1]. Returns (N, C): the probability of each digit in `digits`."""
+        with torch.no_grad():
+            if hasattr(self.model, "eval"):
+                self.model.eval()
+            out = self.model(x)
+            if self.binary:
+                p = torch.sigmoid(out[:, 0])  # (N,): probability of the first digit
+                return torch.stack([p, 1 - p], dim=1)  # (N, 2)
+            return torch.softmax(out, dim=1)  # (N, C)
+
+    def _repr_html_(self) -> str:
+        final = self.meta.get("final", {})
+        return (
+            f"<b>Run</b> {self.path}: model {self.spec.name}, digits {list(self.digits)}, "
+            f"accuracy {final.get('accuracy', float('nan')):.4f}"
+        )
+
+
+def save_run(
+    run_dir: str | Path,
+    model: Any,
+    spec: ModelSpec,
+    digits: tuple[int, ...] | list[int],
+    source: str,
+    history: list[dict[str, Any]] | None = None,
+    config: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Save `model` and everything needed to rebuild and use it into `run_dir`."""
+    from safetensors.torch import save
+
+    run_dir = Path(run_dir)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    history = list(history or [])
+    final = {k: v for k, v in (history[-1] if history else {}).items() if k != "seconds"}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": spec.to_dict(),
+        "digits": list(digits),
+        "data": {"source": source},
+        "preprocessing": PREPROCESSING,
+        "history": history,
+        "final": final,
+        "seed": (config or {}).get("seed"),
+        "config": config or {},
+        "versions": {
+            "groundup": _version(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    atomic_write_bytes(run_dir / WEIGHTS, save(state))
+    atomic_write_bytes(run_dir / META, (json.dumps(meta, indent=2) + "\n").encode())
+    return run_dir
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
+    """Load a run directory written by `save_run`; a clear `RunError` if anything is off."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"no run directory at {run_dir}")
+    meta_path, weights_path = run_dir / META, run_dir / WEIGHTS
+    for p in (meta_path, weights_path):
+        if not p.is_file():
+            raise RunError(f"{run_dir} is not a complete run: {p.name} is missing")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunError(f"{meta_path} is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise RunError(f"{meta_path} was not written by groundup")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise RunError(f"{meta_path} is from a newer groundup; upgrade to load it")
+    try:
+        state = load_file(str(weights_path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunError(f"{weights_path} is corrupt or not a safetensors file ({err})") from None
+    spec = ModelSpec.from_dict(meta.get("model", {}))
+    try:
+        model = build_model(spec)
+        model.load_state_dict(state)
+    except (ValueError, RuntimeError, KeyError) as err:
+        raise RunError(f"{weights_path} does not match the model in {META}: {err}") from None
+    if hasattr(model, "to"):
+        model = model.to(device)
+    return Run(run_dir, model, spec, meta)
+
+
+def _version() -> str:
+    from groundup import __version__
+
+    return __version__

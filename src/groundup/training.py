@@ -1,0 +1,86 @@
+"""From a `TrainConfig` to a trained `Learner`: what `groundup train` and the web page run.
+
+    config -> data (load_data) -> model (build_model, seeded) -> Learner (+ callbacks)
+           -> fit -> save_run (model.safetensors + model.json)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from groundup.callbacks import EarlyStopping, OneCycle, TargetAccuracy
+from groundup.config import TrainConfig
+from groundup.data import DataLoaders, load_data
+from groundup.errors import UsageError
+from groundup.learner import Learner
+from groundup.losses import batch_accuracy, cross_entropy, mnist_loss
+from groundup.models import ModelSpec, build_model
+from groundup.optim import OPTIMIZERS
+
+
+def model_spec(config: TrainConfig) -> ModelSpec:
+    """The model a config asks for: one output for a pair, one per class otherwise."""
+    n_out = 1 if config.binary else config.n_classes
+    return ModelSpec(
+        name=config.model,
+        hidden=list(config.hidden or [30]),
+        n_out=n_out,
+        init=config.init,
+        std=config.std,
+    )
+
+
+def make_learner(
+    config: TrainConfig,
+    dls: DataLoaders | None = None,
+    cbs: Iterable[Any] = (),
+    rank: int = 0,
+    world_size: int = 1,
+) -> Learner:
+    """Everything but the training: data, a seeded model, the optimizer and callbacks.
+
+    The same config and seed always give the same initial weights and shuffles.
+    """
+    config = config.resolved()
+    if config.opt not in OPTIMIZERS:
+        raise UsageError(f"unknown optimizer {config.opt!r}: choose one of {', '.join(OPTIMIZERS)}")
+    if dls is None:
+        dls = load_data(config.data, config.digits, config.batch_size, config.seed, rank, world_size)
+    if config.full_batch:
+        # GD: one batch holding the whole training set, so one step per epoch
+        dls.train.batch_size = len(dls.train.dataset)
+    torch.manual_seed(config.seed)
+    model = build_model(model_spec(config))
+    callbacks: list[Any] = []
+    if config.schedule == "one-cycle":
+        callbacks.append(OneCycle())
+    elif config.schedule != "constant":
+        raise UsageError(f"unknown schedule {config.schedule!r}: choose constant or one-cycle")
+    if config.augment:
+        from groundup.augment import Augment
+
+        callbacks.append(Augment(seed=config.seed))
+    if config.target_accuracy is not None:
+        callbacks.append(TargetAccuracy(config.target_accuracy))
+    if config.patience is not None:
+        callbacks.append(EarlyStopping(config.patience))
+    learn = Learner(
+        dls,
+        model,
+        opt_func=OPTIMIZERS[config.opt],
+        loss_func=mnist_loss if config.binary else cross_entropy,
+        metrics=batch_accuracy,
+        cbs=[*callbacks, *cbs],
+        device=config.device,
+    )
+    learn.config = config
+    return learn
+
+
+def train(config: TrainConfig, cbs: Iterable[Any] = ()) -> Learner:
+    """Build the learner for `config` and fit it: `train(TrainConfig()).history`."""
+    learn = make_learner(config, cbs=cbs)
+    return learn.fit(learn.config.epochs, learn.config.lr)
