@@ -124,7 +124,7 @@ def locate(spec: str = "sample", *, cache_dir: Path | None = None) -> Location:
         )
     if _idx_paths(path) is not None:
         return Location(spec, "idx", path)
-    if _split_dirs(path) is not None:
+    if split_dirs(path) is not None:
         return Location(spec, "folder", path)
     raise DataError(f"{spec} is neither kind of data folder groundup reads; expected {LAYOUTS}")
 
@@ -312,7 +312,7 @@ def _check_labels(labels: np.ndarray, where: Path | str) -> None:
 # --- image folder ----------------------------------------------------------------------
 
 
-def _split_dirs(root: Path) -> tuple[Path, Path] | None:
+def split_dirs(root: Path) -> tuple[Path, Path] | None:
     """(train dir, valid dir) of an image folder; None if it has neither."""
     train = next((root / d for d in TRAIN_DIRS if (root / d).is_dir()), None)
     valid = next((root / d for d in VALID_DIRS if (root / d).is_dir()), None)
@@ -336,7 +336,7 @@ def list_folder(root: Path) -> dict[str, dict[int, list[Path]]]:
     anything else that is not a label folder is an error, so that no image is
     silently left out.
     """
-    dirs = _split_dirs(root)
+    dirs = split_dirs(root)
     if dirs is None:
         raise DataError(f"{root} is not an image folder; expected {LAYOUTS}")
     listing: dict[str, dict[int, list[Path]]] = {}

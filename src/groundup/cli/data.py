@@ -1,0 +1,385 @@
+"""`groundup data info|show|ls|export` and `groundup fetch`: look at the data before learning.
+
+The article begins by looking: it lists the folders (`path.ls()`), opens one image
+and shows it as a table of numbers shaded by value. These commands do the same
+for any source. Heavy imports (numpy, rich, Pillow) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from groundup.cli import add_debug
+from groundup.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Console
+
+    from groundup.sources import RawData
+
+# The same names as groundup.sources.NAMED, repeated here so that `--help` need not
+# import numpy (a test keeps the two equal).
+DATASETS = ("mnist", "fashion-mnist", "kmnist")
+DATA_HELP = (
+    "where the digits come from: sample (the bundled 5,000 MNIST digits, the default), "
+    "mnist, fashion-mnist or kmnist (after 'groundup fetch NAME'), an IDX directory, "
+    "or an image folder laid out as ROOT/train/<digit>/*.png and ROOT/valid/<digit>/*.png"
+)
+FIRST_FILES = 3  # how many file names `data ls` shows per class folder
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `data` (with its actions) and `fetch` to the top-level command line."""
+    data = subparsers.add_parser(
+        "data",
+        help="look at a data source: info, show, ls, export",
+        description=(
+            "Look at the digits before learning from them, as the article does: what a "
+            "source holds (ls), per-class counts and pixel statistics (info), one image as "
+            "its table of pixel values (show), and writing a source out as an image "
+            "folder (export)."
+        ),
+        epilog="Run 'groundup data ACTION --help' for an action's options.",
+    )
+    add_debug(data)
+    data.set_defaults(handler=lambda args: _usage(data))
+    actions = data.add_subparsers(dest="data_action", metavar="ACTION", parser_class=type(data))
+
+    p = actions.add_parser(
+        "info",
+        help="count the images and summarise their pixels, per split and digit",
+        description=(
+            "For each split (train, valid) and each chosen digit: how many images, and the "
+            "smallest, largest and mean pixel on the [0, 1] scale the model sees "
+            "(the stored 0-255 values divided by 255). Also says where the data came from. "
+            "A class whose mean is far from the others is a sign of a scaling bug."
+        ),
+    )
+    _add_data(p)
+    _add_digits(p, "digits to summarise: a pair (default 2 9), any list such as 3 5 8, or all")
+    add_debug(p)
+    p.set_defaults(handler=cmd_info)
+
+    p = actions.add_parser(
+        "show",
+        help="print one image as its 28x28 table of pixel values, shaded by value",
+        description=(
+            "Print one image as the article does with pandas: a 28x28 table of its pixel "
+            "values (0 = black background, 255 = white ink), each cell shaded by its value. "
+            "The colours need a terminal; piped, the numbers alone are printed. "
+            "--png also writes the picture, enlarged."
+        ),
+    )
+    _add_data(p)
+    p.add_argument(
+        "--split", choices=("train", "valid"), default="train", help="which split (default train)"
+    )
+    p.add_argument(
+        "--digit",
+        type=_digit,
+        metavar="D",
+        help="count --index among the images of this digit only (default: all images)",
+    )
+    p.add_argument(
+        "--index",
+        type=int,
+        default=0,
+        metavar="I",
+        help="which image, counting from 0 (default 0)",
+    )
+    p.add_argument("--png", type=Path, metavar="FILE", help="also write the image to FILE")
+    p.add_argument(
+        "--scale",
+        type=int,
+        default=10,
+        metavar="K",
+        help="--png draws each pixel as a KxK square (default 10: 280x280)",
+    )
+    add_debug(p)
+    p.set_defaults(handler=cmd_show)
+
+    p = actions.add_parser(
+        "ls",
+        help="list what a source holds: files, splits, digits and counts",
+        description=(
+            "The article's path.ls(): the files of a source, its splits and the number of "
+            "images of each digit; for an image folder, also the first files of each class."
+        ),
+    )
+    _add_data(p)
+    add_debug(p)
+    p.set_defaults(handler=cmd_ls)
+
+    p = actions.add_parser(
+        "export",
+        help="write a source out as an image folder (DIR/train/<digit>/*.png, DIR/valid/...)",
+        description=(
+            "Write the images of a source as PNG files in the image-folder layout that "
+            "--data reads back: DIR/train/<digit>/<i>.png and DIR/valid/<digit>/<i>.png, "
+            "where i is the image's index in its split. DIR must be new or empty; it "
+            "appears only once complete."
+        ),
+    )
+    _add_data(p)
+    _add_digits(p, "digits to export: any list such as 2 9, or all (the default)")
+    p.add_argument("--to", type=Path, required=True, metavar="DIR", help="folder to create")
+    add_debug(p)
+    p.set_defaults(handler=cmd_export)
+
+    p = subparsers.add_parser(
+        "fetch",
+        help="download MNIST, Fashion-MNIST or KMNIST (for --data NAME)",
+        description=(
+            "Download the four IDX files of a dataset from its public mirrors and check "
+            "their published MD5 checksums. Files go to the user cache "
+            "($XDG_CACHE_HOME/groundup/NAME or ~/.cache/groundup/NAME) unless --dest is "
+            "given; afterwards '--data NAME' finds them. A failed or corrupt download "
+            "leaves no file behind, and files already present and intact are kept."
+        ),
+    )
+    p.add_argument("name", choices=DATASETS, metavar="NAME", help=" | ".join(DATASETS))
+    p.add_argument("--dest", type=Path, metavar="DIR", help="folder to download into")
+    add_debug(p)
+    p.set_defaults(handler=cmd_fetch)
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="sample", metavar="SRC", help=DATA_HELP)
+
+
+def _add_digits(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--digits", nargs="+", metavar="D", help=help)
+
+
+def _digit(text: str) -> int:
+    if text not in tuple("0123456789"):
+        raise argparse.ArgumentTypeError(f"a digit is 0 to 9, not {text!r}")
+    return int(text)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+# --- handlers --------------------------------------------------------------------------
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Per split and digit: count, pixel min, max and mean on [0, 1]."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from groundup.data import parse_digits, require_digits
+    from groundup.sources import load_source
+
+    digits = parse_digits(args.digits)
+    raw = load_source(args.data)
+    require_digits(raw, digits)
+    table = Table(title=f"{raw.name}: digits {' '.join(map(str, digits))}", title_justify="left")
+    for name, justify in [
+        ("split", "left"),
+        ("digit", "right"),
+        ("label", "right"),
+        ("images", "right"),
+        ("min", "right"),
+        ("max", "right"),
+        ("mean", "right"),
+    ]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for split in ("train", "valid"):
+        images, labels = raw.split(split)
+        for position, digit in enumerate(digits):
+            chosen = images[labels == digit]  # (n, 28, 28) uint8
+            # the model's label: for a pair, the first digit is 1 and the second 0
+            label = (1 - position) if len(digits) == 2 else position
+            table.add_row(
+                split,
+                str(digit),
+                str(label),
+                f"{len(chosen):,}",
+                f"{chosen.min() / 255:.3f}",
+                f"{chosen.max() / 255:.3f}",
+                f"{chosen.mean() / 255:.3f}",
+            )
+        table.add_section()
+    console = _console()
+    console.print(table)
+    console.print(f"source: {escape(raw.name)} ({raw.kind}), from {escape(raw.origin)}")
+    console.print(
+        "pixels are shown on the [0, 1] scale the model sees: the stored 0-255 values / 255",
+        markup=False,
+    )
+    return 0
+
+
+def _pick(raw: RawData, split: str, digit: int | None, index: int) -> int:
+    """The row in `split` of the `index`-th image (of `digit`, when given)."""
+    import numpy as np
+
+    _, labels = raw.split(split)
+    if digit is None:
+        rows, what = np.arange(len(labels)), f"{len(labels):,} images"
+    else:
+        rows = np.flatnonzero(labels == digit)
+        if len(rows) == 0:
+            raise DataError(f"the {split} split of {raw.name!r} has no digit {digit}")
+        what = f"{len(rows):,} images of digit {digit}"
+    if not 0 <= index < len(rows):
+        raise UsageError(
+            f"--index {index} is out of range: the {split} split has {what} (0 to {len(rows) - 1})"
+        )
+    return int(rows[index])
+
+
+def pixel_table(image: np.ndarray) -> object:
+    """A rich Text: the 28×28 values, each cell on a gray background of its own value."""
+    from rich.text import Text
+
+    text = Text()
+    text.append("    " + "".join(f"{c:>4}" for c in range(image.shape[1])) + "\n", style="dim")
+    for r, row in enumerate(image):
+        text.append(f"{r:>3} ", style="dim")
+        for v in row.tolist():
+            ink = "black" if v > 127 else "grey70"  # readable on both dark and light cells
+            text.append(f"{v:>4}", style=f"{ink} on rgb({v},{v},{v})")
+        text.append("\n")
+    return text
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """One image as its table of pixel values; optionally a PNG of it."""
+    from rich.markup import escape
+
+    from groundup.sources import load_source
+
+    if args.png is not None:
+        _check_png_target(args.png, args.scale)
+    raw = load_source(args.data)
+    row = _pick(raw, args.split, args.digit, args.index)
+    images, labels = raw.split(args.split)
+    image = images[row]  # (28, 28) uint8
+    console = _console()
+    console.print(
+        f"[bold]{escape(raw.name)}[/], {args.split} image {row}: digit {int(labels[row])} "
+        f"(pixels 0-255: 0 is the black background, 255 full ink)"
+    )
+    console.print(pixel_table(image), soft_wrap=True)  # soft_wrap: never fold the 116 columns
+    if args.png is not None:
+        _write_png(image, args.png, args.scale)
+        console.print(f"wrote {escape(str(args.png))}")
+    return 0
+
+
+def _check_png_target(path: Path, scale: int) -> None:
+    """Catch a bad --png before any work, so that nothing is written on error."""
+    from PIL import Image
+
+    if not 1 <= scale <= 100:
+        raise UsageError(f"--scale must be between 1 and 100, not {scale}")
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise UsageError(f"--png {path}: unknown image type {path.suffix!r}; use a .png name")
+    if not path.parent.is_dir():
+        raise UsageError(f"--png {path}: no such folder {path.parent}")
+
+
+def _write_png(image: np.ndarray, path: Path, scale: int) -> None:
+    """Save `image` enlarged `scale` times (sharp squares, not blurred), atomically."""
+    import io
+
+    from PIL import Image
+
+    from groundup.idx import write_atomic
+
+    size = (image.shape[1] * scale, image.shape[0] * scale)
+    picture = Image.fromarray(image).resize(size, Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format=Image.registered_extensions()[path.suffix.lower()])
+    try:
+        write_atomic(path, buffer.getvalue())
+    except OSError as err:
+        raise DataError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """What a source holds: its files, splits and per-digit counts."""
+    import numpy as np
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    from groundup.sources import list_folder, load_source, locate, split_dirs
+
+    where = locate(args.data)
+    kinds = {"sample": "bundled sample", "idx": "IDX directory", "folder": "image folder"}
+    tree = Tree(f"[bold]{escape(where.name)}[/]  {kinds[where.kind]}: {escape(str(where.path))}")
+    if where.kind == "folder":
+        listing = list_folder(where.path)
+        for folder, (split, classes) in zip(split_dirs(where.path), listing.items(), strict=True):
+            total = sum(len(files) for files in classes.values())
+            role = "" if folder.name == split else f" (the {split} split)"
+            branch = tree.add(f"{escape(folder.name)}/{role}  {total:,} images")
+            for digit, files in classes.items():
+                names = ", ".join(f.name for f in files[:FIRST_FILES])
+                more = ", ..." if len(files) > FIRST_FILES else ""
+                branch.add(f"{digit}/  {len(files):,} files: {escape(names + more)}")
+    else:
+        if where.kind == "idx":
+            for f in sorted(p for p in where.path.iterdir() if not p.name.startswith(".")):
+                if f.is_file():
+                    tree.add(f"{escape(f.name)}  {_size(f.stat().st_size)}")
+        else:
+            tree.add(f"{escape(where.path.name)}  {_size(where.path.stat().st_size)}")
+        raw = load_source(args.data)
+        for split in ("train", "valid"):
+            _, labels = raw.split(split)
+            counts = np.bincount(labels, minlength=10)
+            per_digit = "  ".join(f"{d}: {n:,}" for d, n in enumerate(counts) if n)
+            tree.add(f"{split}: {len(labels):,} images; per digit  {per_digit}")
+    _console().print(tree)
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a source out in the image-folder layout."""
+    from groundup.data import ALL_DIGITS, parse_digits, require_digits
+    from groundup.sources import export, load_source
+
+    digits = ALL_DIGITS if args.digits is None else parse_digits(args.digits)
+    raw = load_source(args.data)
+    if args.digits is None:  # all: whatever digits the source has
+        digits = tuple(sorted(set(raw.train_labels.tolist()) | set(raw.valid_labels.tolist())))
+    else:
+        require_digits(raw, digits)
+    count = export(raw, args.to, digits)
+    print(
+        f"wrote {count:,} images of digits {' '.join(map(str, digits))} from {raw.name} "
+        f"to {args.to}/train and {args.to}/valid; read them back with --data {args.to}"
+    )
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download a dataset's IDX files and say how to use them."""
+    from groundup.fetch import fetch
+
+    dest = fetch(args.name, args.dest)
+    use = args.name if args.dest is None else str(dest)
+    print(f"{args.name}: the four IDX files are in {dest}; use them with --data {use}")
+    return 0
