@@ -162,11 +162,11 @@ class Learner:
     def _train_epoch(self) -> None:
         self._set_mode(True)
         total, n = 0.0, 0
-        for self.batch, (xb, yb) in enumerate(self.dls.train):
-            self._run("before_batch")
-            loss = self._one_batch(xb, yb)
-            total += loss * len(xb)
-            n += len(xb)
+        for self.batch, (self.xb, self.yb) in enumerate(self.dls.train):
+            self._run("before_batch")  # may replace self.xb, self.yb (augmentation)
+            loss = self._one_batch(self.xb, self.yb)
+            total += loss * len(self.xb)
+            n += len(self.xb)
             self._run("after_batch")
             if self.stop:
                 break
