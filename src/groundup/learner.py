@@ -7,16 +7,21 @@
         for each mini-batch (xb, yb):
           before_batch
           preds = model(xb)                             step 2, predict
+          after_pred
           loss  = loss_func(preds, yb)                  step 3, loss
+          after_loss
           loss.backward()                               step 4, gradient
-          opt.step(); opt.zero_grad()                   step 5, step
+          after_backward                                (p.grad is filled here only)
+          opt.step()                                    step 5, step
+          after_step
+          opt.zero_grad()
           after_batch
         validate: loss and metrics over the whole validation set
         after_epoch                                     step 7, a callback may stop
       after_fit
 
-A callback is any object with some of the methods `before_fit`, `before_epoch`,
-`before_batch`, `after_batch`, `after_epoch`, `after_fit`, each taking the learner.
+A callback is any object with some of the methods named in `EVENTS` (`before_fit`,
+`before_batch`, `after_backward`, `after_epoch`, ...), each taking the learner.
 The `Recorder` that fills `learn.history` is one; so is the progress bar.
 A callback stops training by setting `learn.stop = True`.
 
@@ -40,7 +45,18 @@ from groundup.errors import DivergenceError, UsageError
 from groundup.losses import batch_accuracy, mnist_loss
 from groundup.optim import BasicOptim
 
-EVENTS = ("before_fit", "before_epoch", "before_batch", "after_batch", "after_epoch", "after_fit")
+EVENTS = (
+    "before_fit",
+    "before_epoch",
+    "before_batch",
+    "after_pred",
+    "after_loss",
+    "after_backward",
+    "after_step",
+    "after_batch",
+    "after_epoch",
+    "after_fit",
+)
 
 Metric = Callable[[Tensor, Tensor], Tensor]
 
@@ -177,12 +193,16 @@ class Learner:
         assert self.opt is not None
         self.xb, self.yb = xb, yb
         self.preds = self.model(xb)  # step 2
+        self._run("after_pred")
         self.loss = self.loss_func(self.preds, yb)  # step 3
+        self._run("after_loss")
         value = self.loss.item()
         if not math.isfinite(value):
             self._diverged(value)
         self.loss.backward()  # step 4
+        self._run("after_backward")  # the only moment each p.grad can be seen
         self.opt.step()  # step 5
+        self._run("after_step")
         self.opt.zero_grad()
         return value
 
