@@ -61,7 +61,10 @@ def sgd_step(params: Sequence[Tensor], lr: float) -> None:
     """Step 5: w <- w - lr * dL/dw for every parameter, then clear the gradient."""
     with torch.no_grad():
         for p in params:
-            p -= lr * p.grad
+            # p -= lr * p.grad, fused as BasicOptim and torch.optim.SGD do it: the
+            # unfused form rounds lr * g first and can differ in the last bit, and the
+            # hand-written loop must give the Learner's numbers exactly
+            p.sub_(p.grad, alpha=lr)
             p.grad = None
 
 
