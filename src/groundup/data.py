@@ -54,7 +54,8 @@ def parse_digits(tokens: Sequence[str] | str | None) -> tuple[int, ...]:
         return ALL_DIGITS
     digits: list[int] = []
     for tok in tokens:
-        if not (tok.isdigit() and len(tok) == 1):
+        # not str.isdigit, which also accepts "²" and "٣" (and int("²") then fails)
+        if not (len(tok) == 1 and tok in "0123456789"):
             raise UsageError(f"--digits takes single digits 0-9 or 'all', not {tok!r}")
         digits.append(int(tok))
     if len(set(digits)) != len(digits):
@@ -339,9 +340,11 @@ def load_data(
     """
     from groundup.sources import load_source
 
-    if digits is None or isinstance(digits, str) or not all(isinstance(d, int) for d in digits):
-        digits = parse_digits(digits)  # type: ignore[arg-type]
-    digits = tuple(int(d) for d in digits)
+    if digits is not None and not isinstance(digits, str):
+        # integers too go through parse_digits, so (2, 2), (2,) and 12 are refused
+        # here rather than giving a set whose labels are all the same
+        digits = [str(d) for d in digits]
+    digits = parse_digits(digits)
     raw = load_source(source)
     require_digits(raw, digits)
     train = Dataset(*to_tensors(raw.train_images, raw.train_labels, digits), digits, "train")
