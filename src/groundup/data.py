@@ -166,8 +166,8 @@ class Dataset:
 class DataLoader:
     """Mini-batches `(xb, yb)` cut from a `Dataset` by slicing its tensors.
 
-    A shuffled epoch draws one `randperm` from a generator seeded with
-    `seed + epoch`, so the same seed repeats the same batches, and each new pass
+    A shuffled epoch draws one `randperm` from a generator seeded with a hash of
+    (seed, epoch), so the same seed repeats the same batches, and each new pass
     over the loader is a new shuffle. The last batch may be smaller, unless
     `drop_last`.
 
@@ -208,7 +208,7 @@ class DataLoader:
     def _order(self) -> Tensor | None:
         if not self.shuffle:
             return None
-        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        gen = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
         self.epoch += 1
         return torch.randperm(len(self.dataset), generator=gen).to(self.dataset.x.device)
 
@@ -231,6 +231,16 @@ class DataLoader:
             f"DataLoader({len(self.dataset)} images, batch_size={self.batch_size}, "
             f"shuffle={self.shuffle}, {len(self)} batches)"
         )
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of one epoch: (seed, epoch) mixed by numpy's SeedSequence.
+
+    Not `seed + epoch`, under which seed 1 would replay seed 0's shuffles one epoch
+    late, so runs "over seeds 0-4" would share most of their batches.
+    """
+    state = np.random.SeedSequence([seed % 2**64, epoch]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))  # 63 bits: within torch's manual_seed range
 
 
 def _shard(start: int, stop: int, rank: int, world_size: int) -> tuple[int, int]:
