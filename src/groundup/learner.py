@@ -166,6 +166,10 @@ class Learner:
                 self._run("before_epoch")
                 self._train_epoch()
                 self._validate()
+                if not math.isfinite(self.valid_loss):
+                    # the epoch's last step broke the weights; without this check they
+                    # would be saved as the "last good" ones, or as the trained model
+                    self._diverged(self.valid_loss, "on the validation set")
                 self.epoch_count += 1
                 self._good = self._snapshot()
                 self._run("after_epoch")
@@ -262,15 +266,17 @@ class Learner:
     def _snapshot(self) -> list[Tensor]:
         return [p.detach().clone() for p in self.model.parameters()]
 
-    def _diverged(self, value: float) -> None:
+    def _diverged(self, value: float, where: str = "") -> None:
         with torch.no_grad():
             for p, good in zip(self.model.parameters(), self._good):
                 p.copy_(good)
         assert self.opt is not None
+        where = where or f"batch {self.batch + 1}"
+        kept = f"after epoch {self.epoch_count}" if self.epoch_count else "before training"
         raise DivergenceError(
-            f"the loss became {value} at epoch {self.epoch_count + 1}, batch {self.batch + 1}, "
+            f"the loss became {value} at epoch {self.epoch_count + 1}, {where}, "
             f"with learning rate {self.opt.lr:g}: try a smaller --lr "
-            f"(the weights are kept as they were after epoch {self.epoch_count})"
+            f"(the weights are kept as they were {kept})"
         )
 
     def __repr__(self) -> str:
