@@ -4,6 +4,7 @@
       model.safetensors   the weights, by name (no pickle: safe to load from anyone)
       model.json          how to rebuild and use them: architecture, digits, data
                           source, preprocessing, history, seed, versions
+      init.safetensors    (optional) the weights before training, for the report
 
 Each file is written to a temporary file beside it, then renamed over the old
 one, so a crash never leaves a half-written model.
@@ -30,6 +31,7 @@ FORMAT = "groundup-run"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 META = "model.json"
+INIT_WEIGHTS = "init.safetensors"
 
 # How raw pixels become model inputs; predict applies the same.
 PREPROCESSING = {
@@ -102,8 +104,13 @@ def save_run(
     history: list[dict[str, Any]] | None = None,
     config: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    init_state: dict[str, Tensor] | None = None,
 ) -> Path:
-    """Save `model` and everything needed to rebuild and use it into `run_dir`."""
+    """Save `model` and everything needed to rebuild and use it into `run_dir`.
+
+    `init_state`, the model's `state_dict()` before training, is kept in
+    init.safetensors so a report can show what training changed.
+    """
     from safetensors.torch import save
 
     run_dir = Path(run_dir)
@@ -130,6 +137,9 @@ def save_run(
         **(extra or {}),
     }
     atomic_write_bytes(run_dir / WEIGHTS, save(state))
+    if init_state is not None:
+        init = {k: v.detach().to("cpu").contiguous() for k, v in init_state.items()}
+        atomic_write_bytes(run_dir / INIT_WEIGHTS, save(init))
     atomic_write_bytes(run_dir / META, (json.dumps(meta, indent=2) + "\n").encode())
     return run_dir
 
@@ -167,6 +177,20 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
     if hasattr(model, "to"):
         model = model.to(device)
     return Run(run_dir, model, spec, meta)
+
+
+def load_init_state(run_dir: str | Path) -> dict[str, Tensor] | None:
+    """The weights before training, if the run saved them (init.safetensors), else None."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(run_dir) / INIT_WEIGHTS
+    if not path.is_file():
+        return None
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunError(f"{path} is corrupt or not a safetensors file ({err})") from None
 
 
 def _version() -> str:
