@@ -50,6 +50,7 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """A copy with every None replaced by the default for this task."""
         c = replace(self, digits=tuple(self.digits))
+        c.validate()  # first: `epochs or 20` below would turn epochs=0 into 20
         if c.hidden is None:
             c.hidden = [30] if c.binary else [256, 128]
         if c.binary:
@@ -76,7 +77,7 @@ class TrainConfig:
             raise UsageError(f"--epochs must be at least 1, not {self.epochs}")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, not {self.batch_size}")
-        if self.std <= 0:
+        if not 0 < self.std < float("inf"):  # also refuses nan
             raise UsageError(f"--std must be above 0, not {self.std}")
         if self.hidden is not None and any(h < 1 for h in self.hidden):
             raise UsageError(f"hidden layer widths must be at least 1, not {self.hidden}")
