@@ -78,7 +78,7 @@ class TrainConfig:
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, not {self.batch_size}")
         if not 0 < self.std < float("inf"):  # also refuses nan
-            raise UsageError(f"--std must be above 0, not {self.std}")
+            raise UsageError(f"--std must be a finite number above 0, not {self.std}")
         if self.hidden is not None and any(h < 1 for h in self.hidden):
             raise UsageError(f"hidden layer widths must be at least 1, not {self.hidden}")
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
