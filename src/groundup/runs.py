@@ -162,17 +162,37 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
         raise RunError(f"{meta_path} is not valid JSON ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise RunError(f"{meta_path} was not written by groundup")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise RunError(f"{meta_path} has no valid format_version")
+    if version > FORMAT_VERSION:
         raise RunError(f"{meta_path} is from a newer groundup; upgrade to load it")
+    # A hand-edited or mixed-up model.json must fail here, not predict wrong digits later
+    digits, model_desc = meta.get("digits"), meta.get("model")
+    if not (
+        isinstance(digits, list)
+        and len(digits) >= 2
+        and len(set(digits)) == len(digits)
+        and all(type(d) is int and 0 <= d <= 9 for d in digits)
+    ):
+        raise RunError(f"{meta_path}: 'digits' must list two or more digits 0-9, not {digits!r}")
+    if not isinstance(model_desc, dict):
+        raise RunError(f"{meta_path}: 'model' must describe the architecture, not {model_desc!r}")
     try:
         state = load_file(str(weights_path), device=str(device))
     except (SafetensorError, OSError, ValueError) as err:
         raise RunError(f"{weights_path} is corrupt or not a safetensors file ({err})") from None
-    spec = ModelSpec.from_dict(meta.get("model", {}))
+    spec = ModelSpec.from_dict(model_desc)
+    n_out = 1 if len(digits) == 2 else len(digits)  # one score for a pair, else one per digit
+    if spec.n_out != n_out:
+        raise RunError(
+            f"{meta_path} does not add up: {len(digits)} digits need {n_out} output(s), "
+            f"but its model has {spec.n_out}"
+        )
     try:
         model = build_model(spec)
         model.load_state_dict(state)
-    except (ValueError, RuntimeError, KeyError) as err:
+    except (ValueError, RuntimeError, KeyError, TypeError) as err:
         raise RunError(f"{weights_path} does not match the model in {META}: {err}") from None
     if hasattr(model, "to"):
         model = model.to(device)
