@@ -392,3 +392,22 @@ def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         export(synthetic_raw(), tmp_path / "out", workers=1)
     assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary twin
+
+
+def test_missing_fashion_files_skip_locally_but_fail_under_ci(monkeypatch, tmp_path):
+    import helpers_data
+
+    monkeypatch.setattr(helpers_data, "FASHION_DIR", tmp_path / "absent")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="dataset-fashion-mnist"):
+        helpers_data.require_fashion()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="dataset-fashion-mnist"):
+        helpers_data.require_fashion()
+
+
+def test_interrupted_fetch_says_to_fetch_again(tmp_path):
+    paths = write_idx_dir(tmp_path / "kmnist")
+    paths["valid_images"].unlink()
+    with pytest.raises(DataError, match=r"lacks t10k-images.*run 'groundup fetch kmnist'"):
+        load_source("kmnist", cache_dir=tmp_path)

@@ -50,7 +50,8 @@ def _open(path: str | os.PathLike[str]) -> Image.Image:
         raise DataError(f"{path} is a folder, not an image file") from None
     except UnidentifiedImageError:
         raise DataError(f"{path} is not an image file Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        # truncated or corrupt data, or an image too large to be a digit
         raise DataError(f"cannot read image {path}: {err}") from None
 
 

@@ -109,7 +109,11 @@ def locate(spec: str = "sample", *, cache_dir: Path | None = None) -> Location:
     if spec in NAMED:
         base = cache_dir if cache_dir is not None else _user_cache_dir()
         for folder in (base / spec, *SYSTEM_LOCATIONS.get(spec, ())):
-            if _idx_paths(folder) is not None:
+            try:
+                found = _idx_paths(folder)
+            except DataError as err:  # some files but not all: an interrupted fetch
+                raise DataError(f"{err}; run 'groundup fetch {spec}' to complete it") from None
+            if found is not None:
                 return Location(spec, "idx", folder)
         raise DataError(
             f"{spec} is not downloaded yet (looked in {base / spec}); "
