@@ -41,9 +41,10 @@ import torch
 from torch import Tensor
 
 from groundup.data import DataLoader, DataLoaders
+from groundup.distributed import sum_across_workers
 from groundup.errors import DivergenceError, UsageError
 from groundup.losses import batch_accuracy, mnist_loss
-from groundup.optim import BasicOptim
+from groundup.optim import BasicOptim, all_reduce_gradients
 
 EVENTS = (
     "before_fit",
@@ -190,12 +191,16 @@ class Learner:
             self._run("after_batch")
             if self.stop:
                 break
+        if self.dls.train.world_size > 1:  # data-parallel: the mean over every worker's rows
+            total, n = sum_across_workers([total, n], self.device)
         self.train_loss = total / max(n, 1)
 
     def _one_batch(self, xb: Tensor, yb: Tensor) -> float:
         """Steps 2 to 5 on one mini-batch; returns the batch's loss."""
         assert self.opt is not None
         self.xb, self.yb = xb, yb
+        if len(xb) == 0 and self.dls.train.world_size > 1:
+            return self._empty_share()
         self.preds = self.model(xb)  # step 2
         self._run("after_pred")
         self.loss = self.loss_func(self.preds, yb)  # step 3
@@ -204,28 +209,46 @@ class Learner:
         if not math.isfinite(value):
             self._diverged(value)
         self.loss.backward()  # step 4
+        if self.dls.train.world_size > 1:  # data-parallel: the whole batch's gradient
+            all_reduce_gradients(self.opt.params, len(xb))
         self._run("after_backward")  # the only moment each p.grad can be seen
         self.opt.step()  # step 5
         self._run("after_step")
         self.opt.zero_grad()
         return value
 
+    def _empty_share(self) -> float:
+        """This worker's share of a short last batch is empty (fewer rows than workers):
+        it adds a zero gradient to the others' and takes the same step."""
+        assert self.opt is not None
+        if any(p.requires_grad for p in self.opt.params):
+            all_reduce_gradients(self.opt.params, 0)
+            self.opt.step()
+            self.opt.zero_grad()
+        return 0.0
+
     def _validate(self) -> None:
         self.valid_loss, self.valid_metrics = self.evaluate(self.dls.valid)
 
     def evaluate(self, dl: DataLoader) -> tuple[float, dict[str, float]]:
-        """The loss and every metric over all of `dl`, each batch weighted by its size."""
+        """The loss and every metric over all of `dl`, each batch weighted by its size.
+
+        With several workers, each evaluates its shard and the sums are added up."""
         self._set_mode(False)
         loss_sum, n = 0.0, 0
         sums = [0.0] * len(self.metrics)
         with torch.no_grad():
             for xb, yb in dl:
-                preds = self.model(xb)
                 b = len(xb)
+                if b == 0:  # this worker's share of a short last batch: nothing to add
+                    continue
+                preds = self.model(xb)
                 loss_sum += float(self.loss_func(preds, yb)) * b
                 for i, m in enumerate(self.metrics):
                     sums[i] += float(m(preds, yb)) * b
                 n += b
+        if dl.world_size > 1:  # data-parallel: sums and counts over the whole validation set
+            loss_sum, n, *sums = sum_across_workers([loss_sum, n, *sums], self.device)
         metrics = {metric_name(m): s / max(n, 1) for m, s in zip(self.metrics, sums)}
         return loss_sum / max(n, 1), metrics
 

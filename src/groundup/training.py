@@ -14,6 +14,7 @@ import torch
 from groundup.callbacks import EarlyStopping, OneCycle, TargetAccuracy
 from groundup.config import TrainConfig
 from groundup.data import DataLoaders, load_data
+from groundup.distributed import broadcast_parameters
 from groundup.errors import UsageError
 from groundup.learner import Learner
 from groundup.losses import batch_accuracy, cross_entropy, mnist_loss
@@ -77,10 +78,20 @@ def make_learner(
         device=config.device,
     )
     learn.config = config
+    if world_size > 1:
+        # every worker starts from rank 0's weights (the same seed gives them anyway)
+        broadcast_parameters(list(learn.model.parameters()))
     return learn
 
 
-def train(config: TrainConfig, cbs: Iterable[Any] = ()) -> Learner:
-    """Build the learner for `config` and fit it: `train(TrainConfig()).history`."""
-    learn = make_learner(config, cbs=cbs)
+def train(
+    config: TrainConfig, cbs: Iterable[Any] = (), rank: int = 0, world_size: int = 1
+) -> Learner:
+    """Build the learner for `config` and fit it: `train(TrainConfig()).history`.
+
+    With `world_size` > 1, this process is worker `rank` of a data-parallel job that
+    has already joined (`groundup.distributed.init_distributed`): it trains on its
+    shard of every batch, and all workers end with the same weights.
+    """
+    learn = make_learner(config, cbs=cbs, rank=rank, world_size=world_size)
     return learn.fit(learn.config.epochs, learn.config.lr)

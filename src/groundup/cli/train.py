@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from groundup.cli import add_debug
 from groundup.config import MODEL_NAMES, TrainConfig
 from groundup.errors import UsageError
+
+if TYPE_CHECKING:
+    from groundup.distributed import Worker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,11 +26,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Train a model with the seven steps: initialise, predict, loss, gradient, step, "
             "repeat, stop. The defaults train the article's pair, a 2 against a 9, on the "
             "bundled sample with plain SGD. The article's own recipe is "
-            "'--init normal --std 1.0'."
+            "'--init normal --std 1.0'. Under torchrun ('torchrun --nproc-per-node 2 -m "
+            "groundup train ...') each worker trains on its share of every batch and rank 0 "
+            "alone prints and saves."
         ),
     )
     add_data_options(p)
     add_train_options(p)
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="under torchrun: seconds a worker waits for the others, to meet and at each "
+        "gradient exchange, before the run stops with an error (default 300)",
+    )
     p.add_argument("--out", type=Path, help="run directory to write (default: runs/<time>-<model>)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch table")
@@ -178,7 +192,37 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    if config.init == "zeros" and config.model != "linear":
+    from groundup.distributed import worker_from_env
+
+    worker = worker_from_env(os.environ)  # torchrun sets RANK, WORLD_SIZE, ...; else None
+    if worker is not None and worker.world_size > 1:
+        return _train_as_worker(args, config, worker)
+    return _train(args, config)
+
+
+def _train_as_worker(args: argparse.Namespace, config: TrainConfig, worker: Worker) -> int:
+    """One worker of `torchrun ... -m groundup train`: join the others, train on this
+    worker's share of every batch, and (rank 0 only) print and save.
+
+    A lost worker ends the run with one line and exit code 1, before anything is saved.
+    """
+    from groundup import distributed
+
+    config.device = distributed.worker_device(config.device, worker.local_rank)
+    with distributed.sigterm_as_error(worker):
+        backend = distributed.init_distributed(worker, config.device, args.dist_timeout)
+        try:
+            with distributed.peer_failures_reported(worker):
+                return _train(args, config, worker, backend)
+        finally:
+            distributed.shutdown()
+
+
+def _train(
+    args: argparse.Namespace, config: TrainConfig, worker: Worker | None = None, backend: str = ""
+) -> int:
+    main = worker is None or worker.is_main  # only rank 0 prints and writes files
+    if main and config.init == "zeros" and config.model != "linear":
         sys.stderr.write(
             "groundup: warning: --init zeros gives every hidden unit the same weights, so "
             "they all get the same gradient and stay identical (the symmetry problem); "
@@ -188,13 +232,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from groundup.runs import save_run
     from groundup.training import make_learner, model_spec
 
-    show = not (args.quiet or args.json)
+    show = main and not (args.quiet or args.json)
     cbs: list[Any] = []
     if show:
         cbs.append(EpochPrinter())
         if sys.stderr.isatty():
             cbs.append(ProgressBar())
-    learn = make_learner(config, cbs=cbs)
+    rank, world_size = (worker.rank, worker.world_size) if worker else (0, 1)
+    learn = make_learner(config, cbs=cbs, rank=rank, world_size=world_size)
     config = learn.config
     if show:
         dls = learn.dls
@@ -203,10 +248,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{len(dls.train.dataset)} train, {len(dls.valid.dataset)} valid | "
             f"model {config.model}, init {config.init}, opt {config.opt}, lr {config.lr:g}, "
             f"batch {'full' if config.full_batch else config.batch_size}, device {learn.device}"
+            + (f" | {world_size} workers ({backend})" if worker else "")
         )
     start = time.perf_counter()
     learn.fit(config.epochs, config.lr)
     seconds = time.perf_counter() - start
+    if not main:
+        return 0
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model}"
     save_run(
         out,
@@ -216,6 +264,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         learn.dls.source,
         learn.history,
         config.to_dict(),
+        extra={"distributed": {"workers": world_size, "backend": backend}} if worker else None,
     )
     final = learn.history[-1]
     if args.json:
