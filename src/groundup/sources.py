@@ -412,8 +412,11 @@ def export(
     keep = None if digits is None else sorted(set(digits))
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise DataError(f"{dest} already exists and is not an empty folder; choose a new one")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        build = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    except OSError as err:
+        raise DataError(f"cannot create {dest}: {err.strerror or err}") from None
     jobs: list[tuple[np.ndarray, Path]] = []
     try:
         for split in ("train", "valid"):
@@ -429,9 +432,13 @@ def export(
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(save, jobs))
+        build.chmod(0o755)  # mkdtemp makes 0700; an exported folder is for sharing
         if dest.exists():
             dest.rmdir()  # empty, checked above
         os.replace(build, dest)
+    except OSError as err:
+        shutil.rmtree(build, ignore_errors=True)
+        raise DataError(f"cannot write {dest}: {err.strerror or err}") from None
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise

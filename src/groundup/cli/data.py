@@ -358,14 +358,18 @@ def _size(n: int) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a source out in the image-folder layout."""
-    from groundup.data import ALL_DIGITS, parse_digits, require_digits
+    import numpy as np
+
     from groundup.sources import export, load_source
 
-    digits = ALL_DIGITS if args.digits is None else parse_digits(args.digits)
-    raw = load_source(args.data)
-    if args.digits is None:  # all: whatever digits the source has
-        digits = tuple(sorted(set(raw.train_labels.tolist()) | set(raw.valid_labels.tolist())))
+    if args.digits is None:  # default: every digit the source has
+        raw = load_source(args.data)
+        digits = tuple(np.union1d(raw.train_labels, raw.valid_labels).tolist())
     else:
+        from groundup.data import parse_digits, require_digits
+
+        digits = parse_digits(args.digits)  # usage errors first, before any loading
+        raw = load_source(args.data)
         require_digits(raw, digits)
     count = export(raw, args.to, digits)
     print(
