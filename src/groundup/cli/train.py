@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="run directory to write (default: runs/<time>-<model>)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch table")
+    p.add_argument(
+        "--report", action="store_true", help="also write RUN_DIR/report.html (see groundup report)"
+    )
     add_debug(p)
     p.set_defaults(handler=cmd_train)
 
@@ -160,7 +163,7 @@ def _layers(text: str) -> list[int]:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The typed config for a `train`-like command's options."""
-    from groundup.data import parse_digits
+    from groundup.digits import parse_digits
 
     if args.hidden is not None and args.layers is not None:
         raise UsageError("give --hidden or --layers, not both")
@@ -250,6 +253,8 @@ def _train(
             f"batch {'full' if config.full_batch else config.batch_size}, device {learn.device}"
             + (f" | {world_size} workers ({backend})" if worker else "")
         )
+    # the weights before training, kept in the run so a report can show what changed
+    init_state = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
     start = time.perf_counter()
     learn.fit(config.epochs, config.lr)
     seconds = time.perf_counter() - start
@@ -265,7 +270,13 @@ def _train(
         learn.history,
         config.to_dict(),
         extra={"distributed": {"workers": world_size, "backend": backend}} if worker else None,
+        init_state=init_state,
     )
+    report = None
+    if args.report:
+        from groundup.report import write_report
+
+        report = write_report(out)
     final = learn.history[-1]
     if args.json:
         result = {
@@ -276,6 +287,8 @@ def _train(
             "final": {"accuracy": final["accuracy"], "valid_loss": final["valid_loss"]},
             "run_dir": str(out),
         }
+        if report is not None:
+            result["report"] = str(report)
         print(json.dumps(result))
     elif not args.quiet:
         why = f" ({learn.stop_reason})" if learn.stop_reason else ""
@@ -284,6 +297,8 @@ def _train(
             f"valid accuracy {final['accuracy']:.4f}, valid loss {final['valid_loss']:.4f}; "
             f"saved to {out}"
         )
+    if report is not None and not args.json:
+        print(f"report written to {report}")
     return 0
 
 
