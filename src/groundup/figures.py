@@ -1,0 +1,693 @@
+"""The article's pictures, drawn for any run: each figure is a function returning a Figure.
+
+    digit_figure          one image, as the model's 28x28 input
+    digits_figure         a grid of images with captions
+    pixel_table_html      the image as its 28x28 numbers, each cell shaded by value (HTML)
+    pixel_table_figure    the same table as a picture (PNG or SVG)
+    steps_figure          the seven steps as a flow diagram, with the repeat loop
+    descent_figure        gradient descent on y = x^2, with the tangent at each step
+    sigmoid_figure        sigma(x) = 1 / (1 + e^-x)
+    curves_figure         a run's loss and accuracy, epoch by epoch
+    predictions_figure    what a model says about the validation images
+    weights_figure        a linear model's 784 weights as a 28x28 map per output
+    weight_histogram_figure  how the weights are spread, before and after training
+    neurons_figure        the weight images of the first layer's neurons
+    layer2_figure         the second layer's weights, one bar per hidden neuron
+    layers_figure         both of the above side by side (simple_net)
+    activations_figure    one image passing through the net, layer by layer
+    confusion_figure      counts of (true digit, predicted digit)
+    top_losses_figure     the most confident mistakes, with their images
+
+They are drawn with matplotlib on the Agg backend: a `Figure` made directly, with no
+pyplot and so no global state, which is safe in a web server's threads. matplotlib
+is imported inside the functions, so that importing this module costs nothing.
+`save_figure(fig, "x.png")` writes PNG or SVG, chosen by the suffix.
+
+Inputs are tensors or numpy arrays; the figures never change the model.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from groundup.errors import UsageError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+# The seven steps of the article, and the function of groundup that takes each one.
+STEPS: tuple[tuple[str, str], ...] = (
+    ("init", "init_params"),
+    ("predict", "linear1"),
+    ("loss", "mnist_loss"),
+    ("gradient", "calc_grad"),
+    ("step", "opt.step()"),
+    ("repeat", "train_epoch"),
+    ("stop", "after N epochs"),
+)
+FORMATS = ("png", "svg")
+DIVERGING = "RdBu"  # weights: blue is positive, red negative, white zero
+INK = "Greys"  # digits: 0 is white paper, 1 (or 255) black ink, as the article shows them
+SIDE = 28  # an MNIST image is 28x28 pixels
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    """A Figure with its own Agg canvas, laid out so labels do not overlap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A tensor (on any device, with or without grad) or array as a float64 numpy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().to("cpu").numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def as_image(x: Any) -> np.ndarray:
+    """One image as a (28, 28) array, from (784,), (1, 784) or (28, 28)."""
+    a = to_numpy(x)
+    if a.size != SIDE * SIDE:
+        raise UsageError(f"an image needs {SIDE * SIDE} pixels, this one has {a.size}")
+    return a.reshape(SIDE, SIDE)
+
+
+def _hide_axes(ax: Axes) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _grid_shape(n: int, max_cols: int) -> tuple[int, int]:
+    cols = min(n, max_cols)
+    return math.ceil(n / cols), cols
+
+
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
+    """The figure encoded as PNG or SVG bytes."""
+    fmt = fmt.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise UsageError(f"figures are written as {' or '.join(FORMATS)}, not {fmt!r}")
+    buf = io.BytesIO()
+    # metadata without a date, so the same figure gives the same bytes
+    meta = {"Software": None} if fmt == "png" else {"Date": None}
+    fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
+    """Write `fig` to `path` as PNG or SVG, by its suffix, through a temporary file."""
+    from groundup.runs import atomic_write_bytes
+
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise UsageError(f"{path}: a figure file must end in .png or .svg")
+    atomic_write_bytes(path, figure_bytes(fig, fmt, dpi))
+    return path
+
+
+# -- the data -------------------------------------------------------------------------------
+
+
+def digit_figure(image: Any, title: str = "", size: float = 3.0) -> Figure:
+    """One image as the model sees it: (784,) or (28, 28), values in [0, 1] or 0-255."""
+    fig = _new_figure(size, size)
+    ax = fig.add_subplot()
+    ax.imshow(as_image(image), cmap=INK, interpolation="nearest")
+    _hide_axes(ax)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def digits_figure(
+    images: Any, titles: Sequence[str] = (), max_cols: int = 8, title: str = ""
+) -> Figure:
+    """A grid of images (N, 784) or (N, 28, 28), each with its caption from `titles`."""
+    imgs = to_numpy(images).reshape(-1, SIDE, SIDE)
+    if len(imgs) == 0:
+        raise UsageError("there are no images to draw")
+    rows, cols = _grid_shape(len(imgs), max_cols)
+    width = 1.3 * cols + 0.2
+    fig = _new_figure(max(width, 3.5) if title else width, 1.45 * rows + (0.4 if title else 0))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        _hide_axes(ax)
+        if i >= len(imgs):
+            ax.set_axis_off()
+            continue
+        ax.imshow(imgs[i], cmap=INK, interpolation="nearest")
+        if i < len(titles):
+            ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _pixel_values(image: Any) -> np.ndarray:
+    """The image as whole numbers 0-255, as the article's pixel table shows them."""
+    a = as_image(image)
+    if a.max() <= 1.0:  # the model's [0, 1] scale: back to the stored bytes
+        a = a * 255.0
+    return np.rint(a).astype(np.int64)
+
+
+def pixel_table_html(
+    image: Any, rows: tuple[int, int] = (0, SIDE), cols: tuple[int, int] = (0, SIDE)
+) -> str:
+    """The image as an HTML table of its pixel values 0-255, each cell shaded by value.
+
+    The article shows `df.style.background_gradient('Greys')`: 0 is white, 255 black.
+    `rows` and `cols` choose a window, as the article's `im3_t[4:15, 4:22]` does.
+    Inline styles only, so the table can be pasted into any page.
+    """
+    values = _pixel_values(image)[rows[0] : rows[1], cols[0] : cols[1]]
+    cell = "min-width:2.6em;height:1.4em;text-align:center;padding:0 1px;font:10px monospace"
+    out = ['<table class="pixels" style="border-collapse:collapse">']
+    out.append("<tr><th></th>")
+    out += [f'<th style="{cell};color:#888">{c}</th>' for c in range(cols[0], cols[1])]
+    out.append("</tr>")
+    for r, row in zip(range(rows[0], rows[0] + len(values)), values, strict=True):
+        out.append(f'<tr><th style="{cell};color:#888">{r}</th>')
+        for v in row:
+            shade = 255 - int(v)  # Greys: more ink, darker cell
+            text = "#fff" if v > 127 else "#000"
+            bg = f"rgb({shade},{shade},{shade})"
+            out.append(f'<td style="{cell};background:{bg};color:{text}">{v}</td>')
+        out.append("</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def pixel_table_figure(
+    image: Any, rows: tuple[int, int] = (0, SIDE), cols: tuple[int, int] = (0, SIDE)
+) -> Figure:
+    """The pixel table as a picture: each cell shaded by its value, the value written in it."""
+    values = _pixel_values(image)[rows[0] : rows[1], cols[0] : cols[1]]
+    h, w = values.shape
+    fig = _new_figure(0.36 * w + 0.6, 0.3 * h + 0.5)
+    ax = fig.add_subplot()
+    ax.imshow(values, cmap=INK, vmin=0, vmax=255, interpolation="nearest", aspect="auto")
+    for (r, c), v in np.ndenumerate(values):
+        ax.text(c, r, str(v), ha="center", va="center", fontsize=6,
+                color="white" if v > 127 else "black")
+    ax.set_xticks(range(w), [str(c) for c in range(cols[0], cols[1])], fontsize=6)
+    ax.set_yticks(range(h), [str(r) for r in range(rows[0], rows[1])], fontsize=6)
+    ax.tick_params(length=0)
+    return fig
+
+
+# -- the idea -------------------------------------------------------------------------------
+
+
+def steps_figure() -> Figure:
+    """The seven steps as boxes in a row, with the loop from *repeat* back to *predict*.
+
+    Under each box: the groundup function that takes that step.
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    fig = _new_figure(11, 2.1)
+    ax = fig.add_subplot()
+    ax.set_xlim(-0.6, len(STEPS) - 0.4)
+    ax.set_ylim(-1.45, 0.5)
+    ax.set_axis_off()
+    box_w, box_h = 0.84, 0.62
+    for i, (name, func) in enumerate(STEPS):
+        colour = "#dbe9f6" if name not in ("init", "stop") else "#eeeeee"
+        ax.add_patch(
+            FancyBboxPatch(
+                (i - box_w / 2, -box_h / 2), box_w, box_h,
+                boxstyle="round,pad=0.04", facecolor=colour, edgecolor="#335",
+            )
+        )
+        ax.text(i, 0.1, name, ha="center", va="center", fontsize=12, weight="bold", gid="step")
+        ax.text(i, -0.15, func, ha="center", va="center", fontsize=7.5, family="monospace",
+                color="#444")
+    arrow = {"arrowstyle": "-|>", "color": "#335", "lw": 1.5}
+    for i in range(len(STEPS) - 1):
+        ax.annotate("", xy=(i + 1 - box_w / 2, 0), xytext=(i + box_w / 2, 0), arrowprops=arrow)
+    # the loop: from the bottom of "repeat" round to the bottom of "predict"
+    rep, pred = _step_index("repeat"), _step_index("predict")
+    ax.annotate(
+        "", xy=(pred, -box_h / 2 - 0.05), xytext=(rep, -box_h / 2 - 0.05), gid="loop",
+        arrowprops={**arrow, "connectionstyle": "bar,fraction=-0.12"},
+    )
+    ax.text((rep + pred) / 2, -1.3, "repeat: predict again with the new weights",
+            ha="center", fontsize=9, style="italic")
+    return fig
+
+
+def _step_index(name: str) -> int:
+    return [s for s, _ in STEPS].index(name)
+
+
+def descent_path(x0: float = 1.5, lr: float = 0.2, steps: int = 6) -> np.ndarray:
+    """The points of gradient descent on y = x^2: x_{k+1} = x_k - lr * 2 x_k.
+
+    The slope 2x flattens as x nears 0, so each step is smaller than the last
+    (for 0 < lr < 0.5: x shrinks by the factor 1 - 2 lr). Returns (steps + 1,).
+    """
+    if not lr > 0:
+        raise UsageError(f"the learning rate must be above 0, not {lr}")
+    if not 1 <= steps <= 200:
+        raise UsageError(f"steps must be between 1 and 200, not {steps}")
+    xs = [float(x0)]
+    for _ in range(steps):
+        x = xs[-1]
+        xs.append(x - lr * 2 * x)
+    return np.array(xs)
+
+
+def descent_figure(x0: float = 1.5, lr: float = 0.2, steps: int = 6) -> Figure:
+    """Gradient descent on y = x^2: each point, the tangent there, and the step it takes.
+
+    The line labelled "steps" holds the points (x_k, x_k^2) of `descent_path`.
+    """
+    xs = descent_path(x0, lr, steps)
+    reach = max(abs(xs).max(), 1.0) * 1.15
+    fig = _new_figure(7, 4.5)
+    ax = fig.add_subplot()
+    grid = np.linspace(-reach, reach, 200)
+    ax.plot(grid, grid**2, color="#888", label="y = x²")
+    half = reach / 5  # each tangent is drawn this far either side of its point
+    for k, x in enumerate(xs[:-1]):
+        slope = 2 * x
+        seg = np.array([x - half, x + half])
+        ax.plot(seg, x**2 + slope * (seg - x), color="tab:orange", lw=1.5,
+                label="tangent (slope 2x)" if k == 0 else None)
+        if k < 4:  # later labels would pile up near the bottom
+            ax.annotate(f"slope {slope:.2f}", (x, x**2), xytext=(8, -14),
+                        textcoords="offset points", fontsize=8, color="tab:orange")
+        ax.annotate("", xy=(xs[k + 1], xs[k + 1] ** 2), xytext=(x, x**2),
+                    arrowprops={"arrowstyle": "->", "color": "tab:blue", "lw": 1})
+    ax.plot(xs, xs**2, "o", color="tab:blue", label="steps")
+    ax.set_xlabel("x (the weight)")
+    ax.set_ylabel("y = x² (the loss)")
+    ax.set_title(f"gradient descent: x ← x − {lr:g} · 2x, from x = {x0:g}")
+    ax.legend(loc="upper center")
+    return fig
+
+
+def sigmoid_figure(lo: float = -6.0, hi: float = 6.0) -> Figure:
+    """sigma(x) = 1 / (1 + e^-x): any score becomes a number between 0 and 1.
+
+    The line labelled "sigmoid" holds the plotted (x, sigma(x)).
+    """
+    x = np.linspace(lo, hi, 241)
+    # the two-sided form never takes e^ of a large positive number
+    e = np.exp(-np.abs(x))  # in (0, 1]
+    y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    fig = _new_figure(6, 3.5)
+    ax = fig.add_subplot()
+    ax.plot(x, y, color="tab:blue", lw=2, label="sigmoid")
+    ax.axhline(0.5, color="#aaa", lw=0.8, ls="--")
+    ax.axvline(0, color="#aaa", lw=0.8, ls="--")
+    ax.set_xlabel("score x = x·w + b")
+    ax.set_ylabel("σ(x)")
+    ax.set_title("sigmoid: σ(x) = 1 / (1 + e⁻ˣ)")
+    ax.set_ylim(-0.02, 1.02)
+    return fig
+
+
+# -- a run ----------------------------------------------------------------------------------
+
+
+def curves_figure(history: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
+    """Loss (train and valid) and accuracy per epoch, from `run.meta["history"]` or
+    `learn.history`. A `train_accuracy` column is drawn too when the history has one."""
+    if not history:
+        raise UsageError("this run has no history: it was never trained for an epoch")
+    epochs = [row["epoch"] for row in history]
+    fig = _new_figure(9, 3.6)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for key, label in (("train_loss", "train"), ("valid_loss", "valid")):
+        if key in history[0]:
+            ax_loss.plot(epochs, [row[key] for row in history], marker=".", label=label)
+    ax_loss.set_title("loss")
+    for key, label in (("train_accuracy", "train"), ("accuracy", "valid")):
+        if key in history[0]:
+            ax_acc.plot(epochs, [row[key] for row in history], marker=".", label=label)
+    ax_acc.set_title("accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def class_probabilities(outputs: Any) -> np.ndarray:
+    """Raw model outputs to (N, C) probabilities: sigmoid for one output (the pair's
+    first digit is column 0), softmax for several."""
+    out = to_numpy(outputs)
+    if out.ndim == 1 or out.shape[1] == 1:
+        p = 1 / (1 + np.exp(-np.clip(out.reshape(-1), -60, 60)))
+        return np.stack([p, 1 - p], axis=1)
+    z = out - out.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predictions_figure(
+    probs: Any, true_class: Any, digits: Sequence[int], title: str = "predictions"
+) -> Figure:
+    """What a model says about the validation images.
+
+    Left: how much probability it gives the right digit, one histogram per true digit
+    (a good model piles everything near 1). Right: how often it predicts each digit.
+    probs: (N, C); true_class: (N,) positions in `digits`.
+    """
+    p = to_numpy(probs)
+    t = to_numpy(true_class).astype(np.int64)
+    right = p[np.arange(len(t)), t]  # (N,)
+    fig = _new_figure(9, 3.4)
+    ax_hist, ax_bar = fig.subplots(1, 2)
+    bins = np.linspace(0, 1, 21)
+    for c, d in enumerate(digits):
+        ax_hist.hist(right[t == c], bins=bins, histtype="step", lw=1.5, label=f"true {d}")
+    ax_hist.set_xlabel("probability given to the right digit")
+    ax_hist.set_ylabel("images")
+    if len(digits) <= 10:
+        ax_hist.legend(fontsize=7)
+    counts = np.bincount(p.argmax(axis=1), minlength=len(digits))
+    ax_bar.bar([str(d) for d in digits], counts, color="tab:blue")
+    ax_bar.set_xlabel("predicted digit")
+    ax_bar.set_ylabel("images")
+    fig.suptitle(f"{title}: {float((p.argmax(axis=1) == t).mean()):.1%} right")
+    return fig
+
+
+def weights_figure(weights: Any, digits: Sequence[int], bias: Any = None) -> Figure:
+    """A linear model's weights, one 28x28 map per output, on a diverging scale.
+
+    weights: (784, C) as `Linear.weight` (or (784,)). For a pair (C = 1) the one map
+    shows which pixels vote for the first digit (blue, positive: ink there raises the
+    score) and which for the second (red, negative). For C classes there is a map per
+    digit, blue where ink is evidence for it. All maps share one symmetric scale, so
+    white is exactly zero. The image of map c is `weights[:, c].reshape(28, 28)`.
+    """
+    w = to_numpy(weights)
+    if w.ndim == 1:
+        w = w[:, None]
+    if w.shape[0] != SIDE * SIDE:
+        raise UsageError(f"weights for a 28x28 image have 784 rows, these have {w.shape[0]}")
+    b = None if bias is None else to_numpy(bias).reshape(-1)
+    n_out = w.shape[1]
+    scale = float(np.abs(w).max()) or 1.0
+    if n_out == 1:
+        fig = _new_figure(5, 4.4)
+        ax = fig.add_subplot()
+        im = ax.imshow(w[:, 0].reshape(SIDE, SIDE), cmap=DIVERGING, vmin=-scale, vmax=scale,
+                       interpolation="nearest")
+        _hide_axes(ax)
+        first, second = (digits[0], digits[1]) if len(digits) == 2 else ("1", "0")
+        where = f", bias {b[0]:+.3f}" if b is not None else ""
+        ax.set_title(f'blue pixels vote "{first}", red vote "{second}"{where}', fontsize=10)
+        bar = fig.colorbar(im, ax=ax, shrink=0.85)
+        bar.set_label(f'← "{second}"      weight      "{first}" →')
+        return fig
+    rows, cols = _grid_shape(n_out, 5)
+    fig = _new_figure(2.1 * cols + 0.8, 2.2 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    im = None
+    for c, ax in enumerate(axes.flat):
+        _hide_axes(ax)
+        if c >= n_out:
+            ax.set_axis_off()
+            continue
+        im = ax.imshow(w[:, c].reshape(SIDE, SIDE), cmap=DIVERGING, vmin=-scale, vmax=scale,
+                       interpolation="nearest")
+        label = digits[c] if c < len(digits) else c
+        ax.set_title(f"digit {label}" + (f" (b {b[c]:+.2f})" if b is not None else ""), fontsize=9)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="weight: blue is evidence for the digit")
+    return fig
+
+
+def _draw_neurons(fig: Figure | SubFigure, w1: np.ndarray, w2: np.ndarray | None,
+                  max_neurons: int, title: str = "") -> None:
+    n = min(w1.shape[1], max_neurons)
+    rows, cols = _grid_shape(n, 6)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for j, ax in enumerate(axes.flat):
+        _hide_axes(ax)
+        if j >= n:
+            ax.set_axis_off()
+            continue
+        col = w1[:, j]
+        s = float(np.abs(col).max()) or 1.0  # each neuron on its own scale: its pattern shows
+        ax.imshow(col.reshape(SIDE, SIDE), cmap=DIVERGING, vmin=-s, vmax=s, interpolation="nearest")
+        caption = f"{j}" if w2 is None or w2.shape[1] != 1 else f"{j}: {w2[j, 0]:+.2f}"
+        ax.set_title(caption, fontsize=7, pad=2)
+    title = title or f"first layer: what each of {n} neurons looks for"
+    if w2 is not None and w2.shape[1] == 1:
+        title += " (title: its weight in the output)"
+    fig.suptitle(title, fontsize=10)
+
+
+def neurons_figure(w1: Any, w2: Any = None, max_neurons: int = 30, title: str = "") -> Figure:
+    """The first layer's neurons as images: column j of w1 (784, H) is a 28x28 map of
+    what neuron j responds to (blue: ink there excites it; red: inhibits it).
+
+    With w2 (H, 1), each title also gives that neuron's weight in the output.
+    """
+    a = to_numpy(w1)
+    b = None if w2 is None else to_numpy(w2).reshape(a.shape[1], -1)
+    rows, cols = _grid_shape(min(a.shape[1], max_neurons), 6)
+    fig = _new_figure(1.25 * cols, 1.35 * rows + 0.4)
+    _draw_neurons(fig, a, b, max_neurons, title)
+    return fig
+
+
+def _draw_layer2(ax: Axes, w2: np.ndarray, digits: Sequence[int]) -> None:
+    if w2.shape[1] == 1:
+        v = w2[:, 0]
+        colours = ["tab:blue" if x > 0 else "tab:red" for x in v]
+        ax.barh(np.arange(len(v)), v, color=colours)
+        ax.invert_yaxis()
+        ax.axvline(0, color="#555", lw=0.8)
+        ax.set_ylabel("hidden neuron")
+        first, second = (digits[0], digits[1]) if len(digits) == 2 else ("1", "0")
+        ax.set_xlabel(f'← "{second}"   weight   "{first}" →')
+        ax.set_title("second layer")
+    else:
+        s = float(np.abs(w2).max()) or 1.0
+        ax.imshow(w2, cmap=DIVERGING, vmin=-s, vmax=s, aspect="auto", interpolation="nearest")
+        ax.set_ylabel("hidden neuron")
+        ax.set_xlabel("output")
+        ax.set_title("second layer weights")
+
+
+def layer2_figure(w2: Any, digits: Sequence[int] = (2, 9)) -> Figure:
+    """The second layer's weights: one bar per hidden neuron (for one output), positive
+    for a neuron whose firing pushes toward the first digit. w2: (H, 1) or (H, C)."""
+    w = to_numpy(w2)
+    w = w[:, None] if w.ndim == 1 else w
+    fig = _new_figure(4, max(3.0, 0.16 * len(w) + 1))
+    _draw_layer2(fig.add_subplot(), w, digits)
+    return fig
+
+
+def linear_weights(layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(weight (n_in, n_out), bias (n_out,)) of our `Linear` or a `torch.nn.Linear`."""
+    import torch
+
+    w = layer.weight
+    if isinstance(layer, torch.nn.Linear):
+        w = w.T  # torch stores (out, in)
+    bias = getattr(layer, "bias", None)
+    return to_numpy(w), None if bias is None else to_numpy(bias)
+
+
+def hidden_layers(model: Any) -> tuple[Any, Any]:
+    """The two Linear layers of a simple_net-like model: Linear, ReLU, Linear, ..."""
+    from groundup.models import Linear, Sequential
+
+    layers = list(getattr(model, "layers", [])) if isinstance(model, Sequential) else []
+    linears = [layer for layer in layers if isinstance(layer, Linear)]
+    if len(linears) < 2:
+        raise UsageError(
+            "the layers figure is for a net such as simple_net (Linear, ReLU, Linear); "
+            "for the linear model use the weights figure"
+        )
+    return linears[0], linears[1]
+
+
+def layers_figure(model: Any, digits: Sequence[int] = (2, 9), max_neurons: int = 30) -> Figure:
+    """simple_net's two layers: the first layer's neurons as images, and the second
+    layer's weight on each of them."""
+    first, second = hidden_layers(model)
+    w1, _ = linear_weights(first)
+    w2, _ = linear_weights(second)
+    rows, cols = _grid_shape(min(w1.shape[1], max_neurons), 6)
+    fig = _new_figure(1.25 * cols + 3.6, max(1.35 * rows + 0.4, 4))
+    left, right = fig.subfigures(1, 2, width_ratios=[1.25 * cols, 3.4])
+    _draw_neurons(left, w1, w2, max_neurons)
+    _draw_layer2(right.add_subplot(), w2, digits)
+    return fig
+
+
+def activations(model: Any, x: Any) -> list[tuple[str, np.ndarray]]:
+    """Run one image (784,) through a Sequential and keep what each layer gives out.
+
+    Returns [(layer name, its output (width,)), ...], starting with ("input", x).
+    """
+    import torch
+
+    from groundup.models import Sequential
+
+    if not isinstance(model, Sequential):
+        raise UsageError("activations are drawn for a net made of layers, such as simple_net")
+    h = torch.as_tensor(to_numpy(x), dtype=torch.float32).reshape(1, -1)  # (1, 784)
+    out = [("input", h[0].numpy().astype(np.float64))]
+    with torch.no_grad():
+        for i, layer in enumerate(model.layers):
+            h = layer(h)  # (1, width)
+            out.append((f"{i}: {layer!r}", h[0].detach().cpu().numpy().astype(np.float64)))
+    return out
+
+
+def activations_figure(
+    model: Any, x: Any, digits: Sequence[int] = (2, 9), title: str = ""
+) -> Figure:
+    """One image passing through the net: the image, each layer's output as bars
+    (after a ReLU the negative ones are gone), and the final probabilities.
+
+    Each bar chart's heights are that layer's outputs for this image, in order.
+    """
+    acts = activations(model, x)
+    n_panels = len(acts) + 1  # the image, each layer, the probabilities
+    fig = _new_figure(min(3.0 * n_panels, 18), 3.2)
+    axes = fig.subplots(1, n_panels, width_ratios=[1] + [1.6] * (n_panels - 1))
+    axes[0].imshow(as_image(acts[0][1]), cmap=INK, interpolation="nearest")
+    _hide_axes(axes[0])
+    axes[0].set_title("input", fontsize=9)
+    for ax, (name, v) in zip(axes[1:-1], acts[1:], strict=True):
+        ax.bar(np.arange(len(v)), v, color=np.where(v > 0, "tab:blue", "tab:red"))
+        ax.axhline(0, color="#555", lw=0.6)
+        ax.set_title(name, fontsize=9)
+        if len(v) == 1:  # the pair's one output: a score, > 0 leaning to the first digit
+            ax.set_xticks([0], [f"score {v[0]:+.2f}"])
+        else:
+            ax.set_xlabel("unit")
+    probs = class_probabilities(acts[-1][1][None, :])[0]
+    ax = axes[-1]
+    ax.bar([str(d) for d in digits[: len(probs)]], probs, color="tab:green")
+    ax.set_ylim(0, 1)
+    ax.set_title("probability", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def weight_histogram_figure(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any], bins: int = 40
+) -> Figure:
+    """How the weights are spread, one panel per parameter: before training (grey) and
+    after (blue). `before` and `after` map a parameter's name to its values (a
+    `state_dict()`); `before` may be None when the initial weights are unknown."""
+    names = list(after)
+    if not names:
+        raise UsageError("this model has no parameters to draw")
+    fig = _new_figure(min(3.2 * len(names), 14), 3.0)
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names, strict=True):
+        a = to_numpy(after[name]).ravel()
+        b = None if before is None or name not in before else to_numpy(before[name]).ravel()
+        both = a if b is None else np.concatenate([a, b])
+        edges = np.histogram_bin_edges(both, bins=bins if both.size > 1 else 1)
+        if b is not None:
+            ax.hist(b, bins=edges, color="#999", alpha=0.6, label="before")
+        ax.hist(a, bins=edges, color="tab:blue", alpha=0.6, label="after")
+        ax.set_title(f"{name} ({a.size} values)", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("weights before and after training" if before is not None else "weights")
+    return fig
+
+
+def confusion_figure(matrix: Any, digits: Sequence[int], title: str = "") -> Figure:
+    """Counts of (true digit, predicted digit): the diagonal is right, the rest mistakes.
+
+    matrix: (C, C) as `groundup.evaluate.confusion_matrix` gives (rows true). The
+    image's array is the matrix itself, so its sum is the number of images.
+    """
+    m = to_numpy(matrix)
+    n = len(m)
+    fig = _new_figure(1.0 + 0.55 * n + 1.2, 0.8 + 0.55 * n + 0.6)
+    ax = fig.add_subplot()
+    ax.imshow(m, cmap="Blues", interpolation="nearest")
+    for (r, c), v in np.ndenumerate(m):
+        ax.text(c, r, f"{int(v)}", ha="center", va="center", fontsize=9,
+                color="white" if v > m.max() / 2 else "black")
+    labels = [str(d) for d in digits]
+    ax.set_xticks(range(n), labels)
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    total, right = int(m.sum()), int(np.trace(m))
+    wrong = total - right
+    ax.set_title(title or f"{right} of {total} right, {wrong} mistake{'s' * (wrong != 1)}",
+                 fontsize=10)
+    return fig
+
+
+def top_losses(probs: Any, true_class: Any, k: int = 9, mistakes_only: bool = True) -> np.ndarray:
+    """Indices of the k images with the highest loss, highest first.
+
+    An image's loss rises as the probability p given to its true digit falls (the
+    article's mnist_loss is 1 - p; cross-entropy is -log p), so we rank by p. With
+    `mistakes_only`, only images whose predicted digit is wrong are kept: these are
+    the model's most confident mistakes.
+    """
+    p = to_numpy(probs)
+    t = to_numpy(true_class).astype(np.int64)
+    right = p[np.arange(len(t)), t]  # (N,)
+    order = np.argsort(right, kind="stable")
+    if mistakes_only:
+        wrong = p.argmax(axis=1) != t
+        order = order[wrong[order]]
+    return order[:k]
+
+
+def top_losses_figure(
+    images: Any, probs: Any, true_class: Any, digits: Sequence[int], k: int = 9
+) -> Figure:
+    """The most confident mistakes: each image with what the model said and the truth.
+
+    images: (N, 784); probs: (N, C); true_class: (N,). Titles read
+    "said 9 (0.97), is 2", from the highest loss down.
+    """
+    p = to_numpy(probs)
+    t = to_numpy(true_class).astype(np.int64)
+    idx = top_losses(p, t, k)
+    if len(idx) == 0:
+        fig = _new_figure(5, 1.2)
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, f"no mistakes on these {len(t)} images", ha="center", va="center")
+        return fig
+    imgs = to_numpy(images).reshape(len(t), -1)[idx]
+    pred = p[idx].argmax(axis=1)
+    titles = [
+        f"said {digits[pr]} ({p[i, pr]:.2f}), is {digits[t[i]]}"
+        for i, pr in zip(idx, pred, strict=True)
+    ]
+    heading = "the most confident mistake" if len(idx) == 1 else (
+        f"the {len(idx)} most confident mistakes")
+    return digits_figure(imgs, titles, max_cols=min(len(idx), 5), title=heading)
+
