@@ -21,60 +21,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from groundup.digits import ALL_DIGITS, parse_digits, require_digits  # noqa: F401 (re-exported)
 from groundup.errors import DataError, UsageError
-
-if TYPE_CHECKING:
-    from groundup.sources import RawData
-
-ALL_DIGITS: tuple[int, ...] = tuple(range(10))
 
 # A split or class whose mean pixel lies this many times off the median of the
 # others is "far": MNIST classes differ by at most ~1.6x (a 1 has the least ink),
 # whereas a double /255 gives ~255x and a forgotten /255 ~255x the other way.
 MEAN_RATIO_LIMIT = 4.0
-
-
-def parse_digits(tokens: Sequence[str] | str | None) -> tuple[int, ...]:
-    """Read `--digits`: `2 9` (the default), any list such as `3 5 8`, or `all`.
-
-    The order matters for a pair: the first digit is label 1, the second label 0.
-    """
-    if tokens is None:
-        return (2, 9)
-    if isinstance(tokens, str):
-        tokens = tokens.replace(",", " ").split()
-    tokens = [t for tok in tokens for t in str(tok).replace(",", " ").split()]
-    if len(tokens) == 1 and tokens[0].lower() == "all":
-        return ALL_DIGITS
-    digits: list[int] = []
-    for tok in tokens:
-        # not str.isdigit, which also accepts "²" and "٣" (and int("²") then fails)
-        if not (len(tok) == 1 and tok in "0123456789"):
-            raise UsageError(f"--digits takes single digits 0-9 or 'all', not {tok!r}")
-        digits.append(int(tok))
-    if len(set(digits)) != len(digits):
-        raise UsageError(f"--digits lists a digit twice: {' '.join(tokens)}")
-    if len(digits) < 2:
-        raise UsageError("--digits needs at least two classes, for example '--digits 2 9'")
-    return tuple(digits)
-
-
-def require_digits(raw: RawData, digits: Sequence[int]) -> None:
-    """Raise `DataError` if a chosen digit has no image in a split of `raw`."""
-    for split, labels in (("train", raw.train_labels), ("valid", raw.valid_labels)):
-        present = set(np.unique(labels).tolist())
-        for d in digits:
-            if d not in present:
-                have = " ".join(str(p) for p in sorted(present)) or "none"
-                raise DataError(
-                    f"the {split} split of {raw.name!r} has no digit {d} (it has: {have})"
-                )
 
 
 def to_tensors(
@@ -275,7 +233,9 @@ class DataLoaders:
         world_size: int = 1,
     ) -> DataLoaders:
         return cls(
-            DataLoader(train, batch_size, shuffle=True, seed=seed, rank=rank, world_size=world_size),
+            DataLoader(
+                train, batch_size, shuffle=True, seed=seed, rank=rank, world_size=world_size
+            ),
             DataLoader(valid, batch_size, shuffle=False, rank=rank, world_size=world_size),
             source=source,
         )

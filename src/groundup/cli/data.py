@@ -179,7 +179,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from groundup.data import parse_digits, require_digits
+    from groundup.digits import parse_digits, require_digits
     from groundup.sources import load_source
 
     digits = parse_digits(args.digits)
@@ -366,7 +366,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raw = load_source(args.data)
         digits = tuple(np.union1d(raw.train_labels, raw.valid_labels).tolist())
     else:
-        from groundup.data import parse_digits, require_digits
+        from groundup.digits import parse_digits, require_digits
 
         digits = parse_digits(args.digits)  # usage errors first, before any loading
         raw = load_source(args.data)
