@@ -15,7 +15,7 @@ from groundup.errors import UsageError
 
 # The names `--model` accepts; `groundup.models.MODELS` builds each. Kept here, as
 # plain strings, so that `groundup --help` needs no torch.
-MODEL_NAMES = ("linear", "net")
+MODEL_NAMES = ("linear", "net", "cnn", "mean")
 
 
 @dataclass

@@ -208,13 +208,14 @@ class Learner:
         value = self.loss.item()
         if not math.isfinite(value):
             self._diverged(value)
-        self.loss.backward()  # step 4
-        if self.dls.train.world_size > 1:  # data-parallel: the whole batch's gradient
-            all_reduce_gradients(self.opt.params, len(xb))
-        self._run("after_backward")  # the only moment each p.grad can be seen
-        self.opt.step()  # step 5
-        self._run("after_step")
-        self.opt.zero_grad()
+        if self.loss.requires_grad:  # False for a model fitted without gradients (`mean`)
+            self.loss.backward()  # step 4
+            if self.dls.train.world_size > 1:  # data-parallel: the whole batch's gradient
+                all_reduce_gradients(self.opt.params, len(xb))
+            self._run("after_backward")  # the only moment each p.grad can be seen
+            self.opt.step()  # step 5
+            self._run("after_step")
+            self.opt.zero_grad()
         return value
 
     def _empty_share(self) -> float:

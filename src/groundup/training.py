@@ -55,6 +55,9 @@ def make_learner(
         dls.train.batch_size = len(dls.train.dataset)
     torch.manual_seed(config.seed)
     model = build_model(model_spec(config))
+    if config.model == "mean":
+        # pixel similarity learns by averaging, in one pass, not by gradient steps
+        model.fit_means(dls.train.dataset.x, dls.train.dataset.class_index())
     callbacks: list[Any] = []
     if config.schedule == "one-cycle":
         callbacks.append(OneCycle())
