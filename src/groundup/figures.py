@@ -134,25 +134,57 @@ def digit_figure(image: Any, title: str = "", size: float = 3.0) -> Figure:
     return fig
 
 
+GAP = 9  # pixels between the images of a grid, room for a caption above each
+
+
+def _image_grid(
+    ax: Axes, images: np.ndarray, titles: Sequence[str], max_cols: int, cmap: str,
+    symmetric: bool = False, fontsize: float = 7,
+) -> None:
+    """Draw (N, 28, 28) images as a grid inside one Axes, one AxesImage each.
+
+    One Axes for the whole grid, not one per image: a grid of 30 subplots takes
+    seconds to lay out, this takes a fraction of one. With `symmetric`, each image
+    gets its own scale centred on zero (for weights: white is zero).
+    """
+    from matplotlib.patches import Rectangle
+
+    rows, cols = _grid_shape(len(images), max_cols)
+    step = SIDE + GAP
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        x0, y0 = c * step, r * step + GAP
+        if symmetric:
+            s = float(np.abs(img).max()) or 1.0
+            lim = {"vmin": -s, "vmax": s}
+        else:
+            lim = {"vmin": min(0.0, float(img.min())), "vmax": max(1.0, float(img.max()))}
+        ax.imshow(img, cmap=cmap, interpolation="nearest", extent=(x0, x0 + SIDE, y0 + SIDE, y0),
+                  **lim)
+        ax.add_patch(Rectangle((x0, y0), SIDE, SIDE, fill=False, lw=0.6, edgecolor="#444"))
+        if i < len(titles):
+            ax.text(x0 + SIDE / 2, y0 - 1.5, titles[i], ha="center", va="bottom",
+                    fontsize=fontsize)
+    ax.set_xlim(-1, cols * step - GAP + 1)
+    ax.set_ylim(rows * step + 1, 0)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+
+
 def digits_figure(
     images: Any, titles: Sequence[str] = (), max_cols: int = 8, title: str = ""
 ) -> Figure:
-    """A grid of images (N, 784) or (N, 28, 28), each with its caption from `titles`."""
+    """A grid of images (N, 784) or (N, 28, 28), each with its caption from `titles`.
+
+    Image i is the i-th AxesImage of the figure's one Axes.
+    """
     imgs = to_numpy(images).reshape(-1, SIDE, SIDE)
     if len(imgs) == 0:
         raise UsageError("there are no images to draw")
     rows, cols = _grid_shape(len(imgs), max_cols)
     width = 1.3 * cols + 0.2
     fig = _new_figure(max(width, 3.5) if title else width, 1.45 * rows + (0.4 if title else 0))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        _hide_axes(ax)
-        if i >= len(imgs):
-            ax.set_axis_off()
-            continue
-        ax.imshow(imgs[i], cmap=INK, interpolation="nearest")
-        if i < len(titles):
-            ax.set_title(titles[i], fontsize=8)
+    _image_grid(fig.add_subplot(), imgs, titles, max_cols, INK, fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -442,21 +474,16 @@ def weights_figure(weights: Any, digits: Sequence[int], bias: Any = None) -> Fig
 def _draw_neurons(fig: Figure | SubFigure, w1: np.ndarray, w2: np.ndarray | None,
                   max_neurons: int, title: str = "") -> None:
     n = min(w1.shape[1], max_neurons)
-    rows, cols = _grid_shape(n, 6)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for j, ax in enumerate(axes.flat):
-        _hide_axes(ax)
-        if j >= n:
-            ax.set_axis_off()
-            continue
-        col = w1[:, j]
-        s = float(np.abs(col).max()) or 1.0  # each neuron on its own scale: its pattern shows
-        ax.imshow(col.reshape(SIDE, SIDE), cmap=DIVERGING, vmin=-s, vmax=s, interpolation="nearest")
-        caption = f"{j}" if w2 is None or w2.shape[1] != 1 else f"{j}: {w2[j, 0]:+.2f}"
-        ax.set_title(caption, fontsize=7, pad=2)
+    maps = w1[:, :n].T.reshape(n, SIDE, SIDE)  # neuron j's weights as an image
+    if w2 is None or w2.shape[1] != 1:
+        captions = [f"{j}" for j in range(n)]
+    else:
+        captions = [f"{j}: {w2[j, 0]:+.2f}" for j in range(n)]
+    # each neuron on its own scale, so that its pattern shows whatever its size
+    _image_grid(fig.add_subplot(), maps, captions, 6, DIVERGING, symmetric=True)
     title = title or f"first layer: what each of {n} neurons looks for"
     if w2 is not None and w2.shape[1] == 1:
-        title += " (title: its weight in the output)"
+        title += " (caption: its weight in the output)"
     fig.suptitle(title, fontsize=10)
 
 
