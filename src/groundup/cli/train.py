@@ -317,7 +317,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     console.print(
         f"{args.run_dir}: {result['source']}, {result['n']} validation images | "
-        f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
+        f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}",
+        soft_wrap=True,  # one line even when piped (rich would wrap at 80 columns)
     )
     digits = result["digits"]
     table = Table(title="confusion counts (rows: true digit, columns: predicted)")
