@@ -88,11 +88,22 @@ class Run:
             return torch.softmax(out, dim=1)  # (N, C)
 
     def _repr_html_(self) -> str:
+        import html
+
         final = self.meta.get("final", {})
-        return (
-            f"<b>Run</b> {self.path}: model {self.spec.name}, digits {list(self.digits)}, "
-            f"accuracy {final.get('accuracy', float('nan')):.4f}"
+        rows = {
+            "model": f"{self.spec.name} ({self.spec.n_in} → {self.spec.n_out})",
+            "digits": " ".join(map(str, self.digits)),
+            "data": self.meta.get("data", {}).get("source", "?"),
+            "epochs": len(self.meta.get("history", [])),
+            **{k: f"{final[k]:.4f}" for k in ("accuracy", "valid_loss") if k in final},
+            "created": self.meta.get("created", "?"),
+        }
+        body = "".join(
+            f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in rows.items()
         )
+        return f"<b>Run</b> <code>{html.escape(str(self.path))}</code><table>{body}</table>"
 
 
 def save_run(
