@@ -286,7 +286,7 @@ def peer_failures_reported(worker: Worker, doing: str = "training") -> Iterator[
     """Turn a lost or late worker into a DistributedError with a one-line message.
 
     Without this a learner sees a long C++ trace from gloo; with it they read
-    'worker 0 of 2: another worker stopped or became unreachable during training'.
+    'worker 0 of 2: another worker stopped, stalled or became unreachable ...'.
     """
     try:
         yield
@@ -294,9 +294,9 @@ def peer_failures_reported(worker: Worker, doing: str = "training") -> Iterator[
         if not is_peer_failure(err):
             raise
         raise DistributedError(
-            f"{worker}: another worker stopped or became unreachable during {doing} "
-            f"({_first_line(err)}); nothing was saved, and the first worker to fail "
-            "says why in its own output"
+            f"{worker}: another worker stopped, stalled or became unreachable during {doing} "
+            f"({_first_line(err)}); nothing was saved; the output of the worker that failed "
+            "first says why"
         ) from err
 
 
