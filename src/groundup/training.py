@@ -45,11 +45,13 @@ def make_learner(
 
     The same config and seed always give the same initial weights and shuffles.
     """
-    config = config.resolved()
-    if config.opt not in OPTIMIZERS:
-        raise UsageError(f"unknown optimizer {config.opt!r}: choose one of {', '.join(OPTIMIZERS)}")
+    config.validate()
     if dls is None:
         dls = load_data(config.data, config.digits, config.batch_size, config.seed, rank, world_size)
+    # the ten-class defaults depend on how many training images there are
+    config = config.resolved(n_train=len(dls.train.dataset))
+    if config.opt not in OPTIMIZERS:
+        raise UsageError(f"unknown optimizer {config.opt!r}: choose one of {', '.join(OPTIMIZERS)}")
     if config.full_batch:
         # GD: one batch holding the whole training set, so one step per epoch
         dls.train.batch_size = len(dls.train.dataset)
