@@ -1,0 +1,155 @@
+"""The ten-digit models: cnn and the pixel-similarity baseline `mean`; training three or
+more classes with softmax; saving and loading; and bad input on the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from groundup.config import MODEL_NAMES, TrainConfig
+from groundup.data import DataLoaders, Dataset, to_tensors
+from groundup.models import MODELS, MeanClassifier, ModelSpec, build_model, cnn, fit_means
+
+
+def test_every_model_name_has_a_builder():
+    assert set(MODEL_NAMES) == set(MODELS)
+
+
+def test_cnn_shapes():
+    torch.manual_seed(0)
+    net = cnn(n_out=10, channels=(8, 16))
+    out = net(torch.rand(5, 784))
+    assert out.shape == (5, 10)
+    # 1*8*9 + 8, 8*16*9 + 16, 16*49*10 + 10
+    assert sum(p.numel() for p in net.parameters()) == 80 + 1168 + 7850
+    assert build_model(ModelSpec("cnn", n_out=1))(torch.rand(2, 784)).shape == (2, 1)
+
+
+def test_mean_model_by_hand():
+    # two classes in 4 pixels: means (1, 0, 0, 0) and (0, 0, 0, 1)
+    x = torch.tensor([[1.0, 0, 0, 0], [1.0, 0.2, 0, 0], [0, 0, 0, 1.0], [0, 0.2, 0, 1.0]])
+    cls = torch.tensor([0, 0, 1, 1])
+    model = MeanClassifier(3, n_in=4).fit_means(
+        torch.cat([x, torch.tensor([[0, 0, 1.0, 0]])]), torch.cat([cls, torch.tensor([2])])
+    )
+    assert torch.allclose(model.means[0], torch.tensor([1.0, 0.1, 0, 0]))
+    query = torch.tensor([[0.9, 0, 0, 0.1], [0, 0, 0.8, 0]])
+    scores = model(query)  # (2, 3): minus the RMSE distance to each mean
+    expected = -torch.cdist(query, model.means) / 2  # sqrt(mean over 4 pixels)
+    assert torch.allclose(scores, expected, atol=1e-6)
+    assert scores.argmax(1).tolist() == [0, 2]
+
+
+def test_mean_model_for_a_pair_scores_like_the_article(pair_sets):
+    """One score per image, above 0 when nearer the first digit's mean (label 1)."""
+    train, valid = pair_sets
+    model = fit_means(train)
+    assert model.means.shape == (2, 784)
+    assert torch.allclose(model.means[0], train.x[train.y[:, 0] == 1].mean(0))
+    out = model(valid.x)
+    assert out.shape == (len(valid), 1)
+    d = torch.cdist(valid.x, model.means)  # (N, 2)
+    nearer_first = d[:, 0] < d[:, 1]
+    assert torch.equal(out[:, 0] > 0, nearer_first)
+
+
+def test_mean_trains_in_one_pass_through_the_learner(sample_raw):
+    digits = tuple(range(10))
+    raw = sample_raw
+    train = Dataset(*to_tensors(raw.train_images, raw.train_labels, digits), digits, "train")
+    valid = Dataset(*to_tensors(raw.valid_images, raw.valid_labels, digits), digits, "valid")
+    from groundup.training import make_learner
+
+    learn = make_learner(
+        TrainConfig(digits=digits, model="mean", device="cpu"),
+        dls=DataLoaders.from_datasets(train, valid),
+    )
+    assert learn.config.epochs == 1 and learn.config.augment is False
+    learn.fit(learn.config.epochs, learn.config.lr)
+    # nearest class mean, by hand
+    means = torch.stack([train.x[train.y == k].mean(0) for k in range(10)])
+    by_hand = (torch.cdist(valid.x, means).argmin(1) == valid.y).float().mean().item()
+    assert learn.history[-1]["accuracy"] == pytest.approx(by_hand, abs=1e-6)
+    assert 0.75 < by_hand < 0.9  # a baseline: well above chance, well below the nets
+
+
+@pytest.mark.parametrize("name", ["mean", "cnn"])
+def test_save_and_load_round_trip(tmp_path, name):
+    from groundup.runs import load_run, save_run
+
+    torch.manual_seed(0)
+    spec = ModelSpec(name, n_out=3)
+    model = build_model(spec)
+    if name == "mean":
+        model.fit_means(torch.rand(30, 784), torch.arange(30) % 3)
+    save_run(tmp_path / name, model, spec, (0, 1, 2), "sample")
+    run = load_run(tmp_path / name)
+    x = torch.rand(4, 784)
+    with torch.no_grad():
+        assert torch.allclose(run.model(x), model(x), atol=1e-6)
+    assert torch.allclose(run.predict_proba(x).sum(1), torch.ones(4))
+
+
+def test_three_digits_train_with_softmax(sample_raw):
+    from groundup.training import make_learner
+
+    digits = (3, 5, 8)
+    raw = sample_raw
+    train = Dataset(*to_tensors(raw.train_images, raw.train_labels, digits), digits, "train")
+    valid = Dataset(*to_tensors(raw.valid_images, raw.valid_labels, digits), digits, "valid")
+    learn = make_learner(
+        TrainConfig(digits=digits, model="net", hidden=[32], epochs=3, device="cpu"),
+        dls=DataLoaders.from_datasets(train, valid),
+    )
+    preds_before = learn.model(valid.x[:2])
+    assert preds_before.shape == (2, 3)  # one output per class
+    learn.fit(learn.config.epochs, learn.config.lr)
+    assert learn.loss_func.__name__ == "cross_entropy"
+    assert learn.history[-1]["accuracy"] > 0.8  # chance is 1/3
+
+
+def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "groundup", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_cli_trains_mean_and_reports_accuracy(tmp_path):
+    r = _cli("train", "--model", "mean", "--digits", "all", "--json", "--out", str(tmp_path / "m"))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["epochs"]) == 1
+    assert 0.75 < out["final"]["accuracy"] < 0.9
+
+
+def test_cli_bad_layers_is_one_line_exit_2():
+    r = _cli("train", "--model", "net", "--layers", "256,abc")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "256,128" in r.stderr  # the message shows what a good value looks like
+
+
+def test_cli_digit_the_data_lacks_is_one_line_exit_1(tmp_path):
+    """A data folder with digits 0-2 only, asked for 0 1 7."""
+    from groundup.idx import write_idx
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 30), ("t10k", 9)):
+        write_idx(
+            tmp_path / f"{prefix}-images-idx3-ubyte",
+            rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
+        )
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", (np.arange(n) % 3).astype(np.uint8))
+    r = _cli("train", "--data", str(tmp_path), "--digits", "0", "1", "7", "--quiet")
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "no digit 7" in r.stderr
