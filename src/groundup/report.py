@@ -301,6 +301,12 @@ def _data_section(view: RunView) -> str:
 def _init_section(view: RunView) -> str:
     from groundup.figures import weight_histogram_figure
 
+    if getattr(view.run.model, "means", None) is not None:
+        return _section("init", (
+            "<p>Step 1, <b>initialise</b>, does not apply here: this model has no random "
+            "start. It averages the training images of each digit, in one pass, and keeps "
+            "those means; section 6 shows them.</p>"
+        ))
     cfg = view.run.meta.get("config", {})
     scheme = cfg.get("init", view.run.spec.init)
     std = cfg.get("std", view.run.spec.std)
@@ -488,8 +494,8 @@ def _weights_section(view: RunView) -> str:
                    "the mean image of each digit")
         ))
     return _section("weights", (
-        f"<p class='note'>The weights of a {_e(type(model).__name__)} are not drawn here; "
-        "the figures cover the linear model and simple_net.</p>"
+        f"<p class='note'>The weights of the {_e(view.run.spec.name)} model are not drawn "
+        "here; the figures cover the linear model and simple_net.</p>"
     ))
 
 
@@ -514,10 +520,15 @@ def _summary(view: RunView) -> str:
     meta = view.run.meta
     cfg = meta.get("config", {})
     final = meta.get("final", {})
-    keys = ("model", "digits", "data", "init", "std", "opt", "lr", "epochs", "batch_size",
-            "schedule", "seed")
-    rows = [[k, " ".join(map(str, cfg[k])) if isinstance(cfg.get(k), list) else cfg.get(k)]
-            for k in keys if k in cfg]
+    keys = ["model", "digits", "data", "init", "opt", "lr", "epochs", "batch_size", "schedule",
+            "seed"]
+    if cfg.get("init") == "normal":  # the only scheme that reads std
+        keys.insert(4, "std")
+    rows = []
+    for k in (k for k in keys if k in cfg):
+        v = cfg[k]
+        rows.append([k, " ".join(map(str, v)) if isinstance(v, list) else
+                     f"{v:g}" if isinstance(v, float) else v])
     for k in ("accuracy", "valid_loss", "train_loss"):
         if k in final:
             rows.append([f"final {k}", final[k]])
