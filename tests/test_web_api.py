@@ -259,9 +259,7 @@ def test_other_host_names_are_refused(client: TestClient) -> None:
     ],
 )
 def test_malformed_json_or_settings_are_400(client: TestClient, body: bytes, words: str) -> None:
-    r = client.post(
-        "/api/train/start", content=body, headers={"content-type": "application/json"}
-    )
+    r = client.post("/api/train/start", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
     assert words in r.json()["error"]
     assert client.get("/api/state").json()["state"] == "ready"  # nothing started
@@ -296,9 +294,7 @@ def test_a_body_without_a_length_is_still_limited(client: TestClient) -> None:
             yield b"A" * 10_000
         yield b'"}'
 
-    r = client.post(
-        "/api/predict", content=chunks(), headers={"content-type": "application/json"}
-    )
+    r = client.post("/api/predict", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
 
 
@@ -722,3 +718,75 @@ def test_settings_defaults_follow_the_article() -> None:
     everything = parse_settings({"digits": "all"}).train_config("sample")
     assert everything.digits == tuple(range(10)) and everything.schedule == "constant"
     assert parse_settings({"digits": [3, 7]}).digits == (3, 7)
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def test_serve_refuses_a_port_in_use() -> None:
+    from groundup.cli.serve import check_port
+    from groundup.errors import UsageError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(UsageError, match=f"port {port} is already in use"):
+            check_port("127.0.0.1", port)
+
+
+def test_serve_reports_bad_options_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from groundup.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--port", "70000"])
+    assert exit_info.value.code == 2
+    assert "--port" in capsys.readouterr().err
+    assert main(["serve", "--data", "/no/such/folder", "--port", str(free_port())]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("groundup: error:") and "\n" not in err and "Traceback" not in err
+
+
+def test_groundup_serve_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """The real command in its own process: it prints the URL, binds 127.0.0.1, serves
+    the page, and Ctrl-C ends it cleanly even while a page is watching."""
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "groundup",
+            "serve",
+            "--port",
+            str(port),
+            "--runs-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        lines = []
+        while url not in "".join(lines):
+            line = proc.stdout.readline()
+            assert line, f"the server ended early: {proc.stderr.read()}"
+            lines.append(line)
+        assert httpx.get(url, timeout=30).status_code == 200
+        with socket.socket() as s:  # bound to the loopback address only
+            s.settimeout(2)
+            assert s.connect_ex(("127.0.0.1", port)) == 0
+        with httpx.stream("GET", url + "api/events", timeout=30) as events:
+            next(events.iter_lines())  # a page is watching
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read()
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr

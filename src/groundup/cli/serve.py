@@ -76,9 +76,7 @@ def check_port(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as err:
             if err.errno == errno.EADDRINUSE:
-                raise UsageError(
-                    f"port {port} is already in use: try --port {port + 1}"
-                ) from None
+                raise UsageError(f"port {port} is already in use: try --port {port + 1}") from None
             raise UsageError(f"cannot listen on {host}:{port}: {err.strerror}") from None
 
 
@@ -107,11 +105,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "can open this page and control the training\n"
         )
     sys.stdout.flush()
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        timeout_graceful_shutdown=2,  # open live pages would otherwise hold Ctrl-C up
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            # End the pages' event streams first: uvicorn waits for open responses
+            # to finish before it stops, and these never finish by themselves.
+            job.hub.close()
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5
     )
+    try:
+        Server(config).run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down cleanly
+        pass
+    print("groundup: server stopped")
     return 0

@@ -179,7 +179,7 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     except (UnicodeDecodeError, ValueError) as err:
         raise HTTPException(400, f"the body is not valid JSON: {err}") from None
     if not isinstance(value, dict):
-        raise HTTPException(400, "the body must be a JSON object, like {\"lr\": 0.5}")
+        raise HTTPException(400, 'the body must be a JSON object, like {"lr": 0.5}')
     return value
 
 

@@ -251,14 +251,15 @@ function onEpoch(e) {
   run.epochs = e.epochs || run.epochs;
   showProgress();
   const acc = row.accuracy !== undefined ? `, validation accuracy ${(100 * row.accuracy).toFixed(1)}%` : "";
-  light("repeat", `Epoch ${row.epoch} done: validation loss ${row.valid_loss.toFixed(4)}${acc}`);
+  light("repeat", `Step 6, repeat: epoch ${row.epoch} done, validation loss ${row.valid_loss.toFixed(4)}${acc}`);
   drawCharts();
   repredict();
 }
 
 function onPhase(p) {
   if (p.step !== "init" && p.step !== "stop") run.lastPhaseAt = performance.now();
-  light(p.step, p.detail);
+  const n = STEPS.indexOf(p.step) + 1;
+  light(p.step, `Step ${n}, ${p.step}: ${p.detail}`);
   if (p.image) {
     $("grad-img").src = p.image;
   }
@@ -364,8 +365,6 @@ function lineChart(canvas, { series, xMax, yMin, yMax, format, empty }) {
     ctx.fillStyle = C.muted;
     ctx.fillText(String(Math.round(x)), X(x), h - m.b + 6);
   }
-  ctx.textAlign = "right";
-  ctx.fillText("epoch", w - m.r, h - m.b - 14);
   ctx.strokeStyle = C.muted;
   ctx.beginPath(); ctx.moveTo(m.l, m.t - 4); ctx.lineTo(m.l, h - m.b); ctx.lineTo(w - m.r, h - m.b); ctx.stroke();
   // the series
@@ -438,7 +437,7 @@ function drawAccuracyChart() {
   const canvas = $("acc-chart");
   const acc = run.history.filter((r) => r.accuracy !== undefined).map((r) => [r.epoch, r.accuracy]);
   const low = acc.length ? Math.min(...acc.map((p) => p[1])) : 0.5;
-  const yMin = Math.max(0, Math.min(0.5, Math.floor((low - 0.02) * 10) / 10));
+  const yMin = acc.length ? Math.max(0, Math.min(0.5, Math.floor((low - 0.02) * 10) / 10)) : 0.5;
   lineChart(canvas, {
     series: [{ label: "validation accuracy", color: C.green, dots: true, points: acc }],
     xMax: Math.max(run.epochs || 1, 1),

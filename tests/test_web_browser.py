@@ -1,0 +1,204 @@
+"""End to end in a real browser: Debian's Chromium, driven by Playwright.
+
+The test starts the server on a free 127.0.0.1 port, trains 2-vs-9 from the page
+and waits for the curves, draws a real 2 and a real 9 from the sample on the pad
+with the mouse, checks the predictions shown, and saves a screenshot to
+`test-artifacts/web-page.png`.
+
+Playwright's own browser download does not work here, so Chromium must be
+installed (`make system-deps` does it). Without it the test is skipped, with the
+reason, except under CI=true where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from groundup.web import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+PAD = 280  # the drawing pad's size in CSS pixels: 10 per MNIST pixel
+
+
+def need_browser() -> Any:
+    """Playwright's sync API, or a skip (a failure under CI=true) saying what is missing."""
+    missing = None
+    if not CHROMIUM.exists():
+        missing = f"{CHROMIUM} is missing: install Debian's chromium (make system-deps)"
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing = "playwright is not installed: pip install -e '.[test]'"
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, but {missing}")
+        pytest.skip(missing)
+    return sync_api
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """Run `app` under uvicorn in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < end, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def strokes(img: np.ndarray, threshold: int = 128, gap: float = 2.5) -> list[list[tuple]]:
+    """Pen strokes through a digit's ink, in order, in MNIST pixel coordinates.
+
+    A greedy walk: start at the top ink pixel, always move to the nearest pixel not
+    yet visited, and lift the pen when that is more than `gap` pixels away.
+    """
+    todo = [(float(c) + 0.5, float(r) + 0.5) for r, c in zip(*np.nonzero(img > threshold))]
+    todo.sort(key=lambda p: (p[1], p[0]))
+    paths: list[list[tuple]] = []
+    path = [todo.pop(0)]
+    while todo:
+        x, y = path[-1]
+        i = min(range(len(todo)), key=lambda k: (todo[k][0] - x) ** 2 + (todo[k][1] - y) ** 2)
+        nxt = todo.pop(i)
+        if (nxt[0] - x) ** 2 + (nxt[1] - y) ** 2 > gap**2:
+            paths.append(path)
+            path = []
+        path.append(nxt)
+    paths.append(path)
+    return paths
+
+
+def draw(page: Any, img: np.ndarray) -> None:
+    """Draw `img` on the pad with the mouse, stroke by stroke."""
+    box = page.locator("#draw-canvas").bounding_box()
+    scale = box["width"] / 28
+    for path in strokes(img):
+        x0, y0 = path[0]
+        page.mouse.move(box["x"] + x0 * scale, box["y"] + y0 * scale)
+        page.mouse.down()
+        for x, y in path[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.up()
+
+
+def first_image(digit: int) -> np.ndarray:
+    """The first real `digit` of the sample's validation split: uint8 (28, 28)."""
+    from groundup.sources import load_source
+
+    images, labels = load_source("sample").split("valid")
+    return images[int(np.flatnonzero(labels == digit)[0])]
+
+
+def test_train_watch_and_draw_in_chromium(tmp_path: Path) -> None:
+    sync_api = need_browser()
+    expect = sync_api.expect
+    app = create_app("sample", tmp_path / "runs")
+    with live_server(app) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            problems: list[str] = []
+            outside: list[str] = []
+            page = browser.new_page(viewport={"width": 1360, "height": 1000})
+            page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+            page.on(
+                "console",
+                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+            )
+            page.on(
+                "request",
+                lambda r: (
+                    outside.append(r.url)
+                    if urlparse(r.url).scheme in ("http", "https")
+                    and urlparse(r.url).hostname != "127.0.0.1"
+                    else None
+                ),
+            )
+            page.goto(url)
+            expect(page.locator("#state-label")).to_have_text("ready", timeout=20_000)
+            watcher = browser.new_page()  # a second page watches the same run
+            watcher.goto(url)
+            expect(page.locator("#watchers")).to_have_text("2 pages watching", timeout=10_000)
+
+            # every control and chart explains itself, to the mouse and to screen readers
+            for el in page.locator("[data-tip]").all():
+                described = el.get_attribute("aria-describedby")
+                assert described, el.evaluate("e => e.outerHTML.slice(0, 80)")
+                assert page.locator(f"#{described}").text_content().strip()
+            page.hover("#lr")
+            expect(page.locator("#tooltip")).to_have_class("tooltip show")
+            expect(page.locator("#tooltip")).to_contain_text("moves the weights")
+
+            # train 2-vs-9 and watch the curves update
+            expect(page.locator("#digit-a")).to_have_value("2")
+            expect(page.locator("#digit-b")).to_have_value("9")
+            page.click("#btn-start")
+            expect(page.locator("#loss-chart")).not_to_have_attribute("data-points", "0")
+            expect(page.locator("#acc-chart")).to_have_attribute(
+                "data-epochs", "20", timeout=60_000
+            )
+            expect(page.locator("#state-label")).to_have_text("done", timeout=20_000)
+            expect(watcher.locator("#acc-chart")).to_have_attribute("data-epochs", "20")
+            assert page.locator("#weights-img").get_attribute("src").startswith("data:image/png")
+
+            # draw a real 2, then a real 9, and read the predictions
+            pred = page.locator("#prediction-digit")
+            for digit in (2, 9):
+                page.click("#btn-clear")
+                seq = pred.get_attribute("data-seq")
+                draw(page, first_image(digit))
+                expect(pred).not_to_have_attribute("data-seq", seq, timeout=15_000)
+                expect(pred).to_have_text(str(digit))
+            expect(page.locator("#prob-bars .bar")).to_have_count(2)
+            expect(page.locator("#contrib-caption")).to_contain_text("bias")
+
+            # the data browser: a grid of images, and one image's pixel table
+            page.locator(".thumb").first.click()
+            expect(page.locator("table.pixels tr")).to_have_count(28)
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+            assert problems == []
+            assert outside == []  # the page loads nothing from the internet
+        finally:
+            browser.close()
