@@ -28,13 +28,9 @@ from starlette.testclient import TestClient
 
 from groundup.web import create_app
 from groundup.web.app import MAX_IMAGE_BYTES, STATIC_DIR
-from groundup.web.jobs import (
-    JobConflict,
-    Settings,
-    Throttle,
-    TrainingJob,
-    parse_settings,
-)
+from groundup.web.events import Throttle
+from groundup.web.jobs import JobConflict, TrainingJob
+from groundup.web.settings import Settings, parse_settings
 
 BASE = "http://127.0.0.1"
 

@@ -3,8 +3,8 @@
 `groundup serve` runs `create_app()` with uvicorn. The app (`app.py`) serves a
 plain HTML/JS/CSS page from `static/` (nothing from elsewhere, so it works
 offline) and one background training job (`jobs.py`) that every open page
-watches through Server-Sent Events. `pictures.py` turns weights and digits into
-small PNGs.
+watches through Server-Sent Events (`events.py`). `settings.py` checks the
+form's choices; `pictures.py` turns weights and digits into small PNGs.
 
 Importing this package imports Starlette, so the rest of groundup never does.
 """

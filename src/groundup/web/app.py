@@ -45,7 +45,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from groundup.errors import DataError, GroundupError, UsageError
-from groundup.web.jobs import JobConflict, Subscriber, TrainingJob, sse_message
+from groundup.web.events import Subscriber, sse_message
+from groundup.web.jobs import JobConflict, TrainingJob
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_IMAGE_BYTES = 256 * 1024  # a drawn digit is a few KB; refuse anything far larger

@@ -21,7 +21,7 @@ step. When a batch is stepped, or the delay is long, it also publishes each of
 the steps predict, loss, gradient and step as it happens, with a short pause
 after each so the page can light them one by one.
 
-Events are JSON objects with a "type" (`Hub` sends them to every subscriber):
+Events are JSON objects with a "type" (`events.Hub` sends them to every page):
   snapshot  everything, for a page that joins or a run that starts or resets
   state     the run's state changed (running, paused, done, ...)
   phase     one of the seven steps is happening now, with a value
@@ -33,20 +33,19 @@ Events are JSON objects with a "type" (`Hub` sends them to every subscriber):
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from groundup.config import TrainConfig
 from groundup.errors import DivergenceError, UsageError
+from groundup.web.events import Hub, Throttle
+from groundup.web.settings import Settings, number_setting, parse_settings
 
 if TYPE_CHECKING:
     import torch
@@ -61,219 +60,11 @@ log = logging.getLogger("groundup.web")
 BATCH_EVENTS_PER_SECOND = 10  # more would flood a browser; the eye cannot follow anyway
 SLOW_DELAY = 0.4  # seconds per batch from which each step is shown as it happens
 MAX_TILES = 32  # weight images shown for a layer with many units
-QUEUE_SIZE = 512  # events a slow page may fall behind before it is sent a fresh snapshot
 STATES = ("ready", "running", "paused", "done", "stopped", "failed")
-OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
-# The article's two models: the page draws their first layer as 28×28 weight images.
-MODEL_NAMES = ("linear", "net")
 
 
 class JobConflict(UsageError):
     """The request does not fit the run's state (HTTP 409): e.g. start while one runs."""
-
-
-# -- settings ------------------------------------------------------------------------------
-
-
-@dataclass
-class Settings:
-    """What the page's form chooses; `None` takes the task's default (see TrainConfig)."""
-
-    digits: tuple[int, ...] = (2, 9)  # a pair (the first is label 1) or all ten
-    model: str = "linear"  # linear | net (the article's simple_net)
-    init: str = "kaiming"  # normal (std 1, the article's) | uniform | xavier | kaiming | zeros
-    lr: float | None = None  # default: 1.0 linear, 0.1 net; 0.003 (Adam) for all ten
-    batch_size: int = 256
-    epochs: int | None = None  # default: 20 linear, 40 net
-    seed: int = 0  # seeds the initial weights and the shuffles: the same seed replays a run
-    opt: str | None = None  # sgd | momentum | adam; default sgd for a pair
-    hidden: int | None = None  # hidden units of `net`; default 30 for a pair
-    delay: float = 0.05  # seconds to wait after each batch, so that the eye can follow
-
-    def train_config(self, data: str) -> TrainConfig:
-        """The full, resolved TrainConfig. The page keeps the learning rate constant
-        (no schedule would undo a change made by hand) and does not augment."""
-        return TrainConfig(
-            data=data,
-            digits=self.digits,
-            model=self.model,
-            hidden=[self.hidden] if self.hidden else None,
-            init=self.init,
-            epochs=self.epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            opt=self.opt,
-            schedule="constant",
-            augment=False,
-            seed=self.seed,
-            device="cpu",
-        ).resolved()
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["digits"] = list(self.digits)
-        return d
-
-
-def parse_settings(params: Mapping[str, Any]) -> Settings:
-    """Check the page's settings one by one; a `UsageError` names the first bad one."""
-    from groundup.data import parse_digits
-    from groundup.init import SCHEMES
-
-    unknown = sorted(set(params) - set(Settings.__dataclass_fields__))
-    if unknown:
-        raise UsageError(f"unknown setting {unknown[0]!r}")
-    s = Settings()
-    if params.get("digits") is not None:
-        digits = params["digits"]
-        if isinstance(digits, list) and all(_is_int(d) for d in digits):
-            digits = [str(d) for d in digits]
-        if not isinstance(digits, (str, list)):
-            raise UsageError("digits must be like '2 9' or 'all'")
-        s.digits = parse_digits(digits)
-    s.model = _choice(params, "model", MODEL_NAMES, s.model)
-    s.init = _choice(params, "init", SCHEMES, s.init)
-    s.opt = _choice(params, "opt", OPTIMIZER_NAMES, None)
-    s.lr = _number(params, "lr", low=0.0, high=1000.0, low_open=True)
-    s.batch_size = _integer(params, "batch_size", 1, 100_000, s.batch_size)
-    s.epochs = _integer(params, "epochs", 1, 1000, None)
-    s.seed = _integer(params, "seed", 0, 2**31 - 1, s.seed)
-    s.hidden = _integer(params, "hidden", 1, 4096, None)
-    delay = _number(params, "delay", low=0.0, high=5.0)
-    s.delay = s.delay if delay is None else delay
-    return s
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _choice(params: Mapping[str, Any], key: str, allowed: tuple[str, ...], default: Any) -> Any:
-    value = params.get(key)
-    if value is None or value in ("", "auto"):
-        return default
-    if value not in allowed:
-        raise UsageError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
-    return value
-
-
-def _number(
-    params: Mapping[str, Any], key: str, low: float, high: float, low_open: bool = False
-) -> float | None:
-    value = params.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UsageError(f"{key} must be a number, not {value!r}")
-    if value < low or (low_open and value == low) or value > high:
-        side = "above" if low_open else "at least"
-        raise UsageError(f"{key} must be {side} {low:g} and at most {high:g}, not {value:g}")
-    return float(value)
-
-
-def _integer(params: Mapping[str, Any], key: str, low: int, high: int, default: Any) -> Any:
-    value = params.get(key)
-    if value is None:
-        return default
-    if not _is_int(value):
-        raise UsageError(f"{key} must be a whole number, not {value!r}")
-    if not low <= value <= high:
-        raise UsageError(f"{key} must be between {low} and {high}, not {value}")
-    return value
-
-
-# -- publishing ----------------------------------------------------------------------------
-
-
-class Subscriber:
-    """One page's queue of events; lives on the server's event loop."""
-
-    RESYNC = "resync"  # put in place of events a slow page missed: send it a snapshot
-    CLOSED = "closed"  # the server is shutting down
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, size: int = QUEUE_SIZE) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[str] = asyncio.Queue(size)
-
-    def push(self, message: str) -> None:
-        """Called on the loop. A page too slow to keep up loses its backlog and is
-        sent one fresh snapshot instead, rather than growing memory without end."""
-        if self.queue.full():
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            message = self.RESYNC
-        self.queue.put_nowait(message)
-
-
-class Hub:
-    """Sends each event to every subscriber. `publish` may be called from any thread."""
-
-    def __init__(self) -> None:
-        self._subs: set[Subscriber] = set()
-        self._lock = threading.Lock()
-
-    def subscribe(self) -> Subscriber:
-        """A new subscriber on the running event loop (call it from a coroutine)."""
-        sub = Subscriber(asyncio.get_running_loop())
-        with self._lock:
-            self._subs.add(sub)
-        self.publish({"type": "watchers", "count": self.count})
-        return sub
-
-    def unsubscribe(self, sub: Subscriber) -> None:
-        with self._lock:
-            self._subs.discard(sub)
-        self.publish({"type": "watchers", "count": self.count})
-
-    @property
-    def count(self) -> int:
-        with self._lock:
-            return len(self._subs)
-
-    def publish(self, event: dict[str, Any]) -> None:
-        """Encode once, then hand the message to each subscriber's loop."""
-        self._send(sse_message(event))
-
-    def close(self) -> None:
-        self._send(Subscriber.CLOSED)
-
-    def _send(self, message: str) -> None:
-        with self._lock:
-            subs = list(self._subs)
-        for sub in subs:
-            try:
-                sub.loop.call_soon_threadsafe(sub.push, message)
-            except RuntimeError:  # that page's loop has closed
-                with self._lock:
-                    self._subs.discard(sub)
-
-
-def sse_message(event: dict[str, Any]) -> str:
-    """One Server-Sent Event: `event: TYPE`, `data: JSON`, and a blank line."""
-    data = json.dumps(event, separators=(",", ":"), allow_nan=False, default=_plain)
-    return f"event: {event['type']}\ndata: {data}\n\n"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    raise TypeError(f"cannot send {type(value).__name__} to the page")
-
-
-class Throttle:
-    """Lets an event through at most `rate` times a second (of `clock`)."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = 1.0 / rate
-        self.clock = clock
-        self.last = -math.inf
-
-    def ready(self) -> bool:
-        now = self.clock()
-        if now - self.last >= self.interval:
-            self.last = now
-            return True
-        return False
 
 
 # -- the callback inside the training thread -----------------------------------------------
@@ -493,7 +284,7 @@ class TrainingJob:
 
     def set_lr(self, lr: Any) -> dict[str, Any]:
         """Change the learning rate now, also in the middle of a run."""
-        value = _number({"lr": lr}, "lr", low=0.0, high=1000.0, low_open=True)
+        value = number_setting({"lr": lr}, "lr", low=0.0, high=1000.0, low_open=True)
         if value is None:
             raise UsageError("lr must be a number above 0")
         with self._lock:
@@ -505,7 +296,7 @@ class TrainingJob:
 
     def set_delay(self, delay: Any) -> dict[str, Any]:
         """Change the wait between batches (seconds) now, also in the middle of a run."""
-        value = _number({"delay": delay}, "delay", low=0.0, high=5.0)
+        value = number_setting({"delay": delay}, "delay", low=0.0, high=5.0)
         if value is None:
             raise UsageError("delay must be a number of seconds")
         with self._cond:
