@@ -716,6 +716,30 @@ def test_settings_defaults_follow_the_article() -> None:
     assert parse_settings({"digits": [3, 7]}).digits == (3, 7)
 
 
+# -- pictures ------------------------------------------------------------------------------
+
+
+def test_weight_tiles_use_the_diverging_scale() -> None:
+    """Largest positive weight: full blue; largest negative: full red; zero: white;
+    each column its own 28×28 tile, left to right."""
+    from groundup.web.pictures import NEGATIVE, POSITIVE, tiles_png
+
+    w = np.zeros((784, 3))
+    w[0, 0] = 2.0  # tile 0, top-left pixel
+    w[0, 1] = -2.0  # tile 1, top-left pixel
+    w[27, 2] = 1.0  # tile 2, top-right pixel
+    uri, shown, scale = tiles_png(w)
+    assert (shown, scale) == (3, 2.0)
+    img = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
+    assert img.size == (3 * 28 + 2 * 2, 28)
+    px = np.asarray(img).astype(int)  # (28, 88, 3)
+    assert tuple(px[0, 0]) == tuple(POSITIVE.astype(int))
+    assert tuple(px[0, 30]) == tuple(NEGATIVE.astype(int))
+    assert tuple(px[5, 5]) == (255, 255, 255)
+    assert np.abs(px[0, 60 + 27] - [144, 178, 213]).max() <= 2  # half-way to blue
+    assert tuple(px[0, 28]) == (255, 255, 255)  # the gap between tiles
+
+
 # -- the command ---------------------------------------------------------------------------
 
 

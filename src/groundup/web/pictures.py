@@ -48,29 +48,48 @@ def diverging_rgb(values: np.ndarray, scale: float) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
+LEVELS = 255  # shades of the diverging scale in a tile picture; index 255 is the gaps
+GAP = LEVELS
+
+
+def _palette() -> list[int]:
+    """The PNG palette: LEVELS colours from -1 (red) through 0 (white) to +1 (blue),
+    then white for the gaps between tiles."""
+    shades = diverging_rgb(np.linspace(-1.0, 1.0, LEVELS)[None, :], 1.0)[0]  # (LEVELS, 3)
+    return shades.ravel().tolist() + [255, 255, 255]
+
+
+PALETTE = _palette()
+
+
 def tiles_png(columns: np.ndarray, max_tiles: int = 32, per_row: int = 8) -> tuple[str, int, float]:
     """Each column of a (784, k) matrix as a 28×28 tile, side by side in one PNG.
 
     Used for the weights of each output (or hidden unit) and for their gradients.
     All tiles share one scale, the largest |value| shown, so they compare fairly.
-    Returns (data URI, tiles shown, the scale).
+    The picture is a palette PNG, one byte a pixel, about a third the size of RGB:
+    it is sent up to ten times a second. Returns (data URI, tiles shown, the scale).
     """
     cols = np.asarray(columns, dtype=np.float64)  # (784, k)
     k = min(cols.shape[1], max_tiles)
     cols = cols[:, :k]
     scale = float(np.abs(cols).max()) if cols.size else 1.0
+    t = np.clip(cols / max(scale, 1e-12), -1.0, 1.0)  # (784, k) in [-1, 1]
+    shade = np.round((t + 1.0) / 2.0 * (LEVELS - 1)).astype(np.uint8)  # palette indices
     n_rows = -(-k // per_row)  # ceil
     n_cols = min(k, per_row)
-    gap = 2  # white pixels between tiles
-    canvas = np.full(
-        (n_rows * (SIDE + gap) - gap, n_cols * (SIDE + gap) - gap, 3), 255, dtype=np.uint8
-    )
+    gap = 2  # pixels between tiles
+    canvas = np.full((n_rows * (SIDE + gap) - gap, n_cols * (SIDE + gap) - gap), GAP, np.uint8)
     for i in range(k):
         r, c = divmod(i, per_row)
-        tile = diverging_rgb(cols[:, i].reshape(SIDE, SIDE), scale)  # (28, 28, 3)
         top, left = r * (SIDE + gap), c * (SIDE + gap)
-        canvas[top : top + SIDE, left : left + SIDE] = tile
-    return png_data_uri(canvas), k, scale
+        canvas[top : top + SIDE, left : left + SIDE] = shade[:, i].reshape(SIDE, SIDE)
+    img = Image.frombytes("P", (canvas.shape[1], canvas.shape[0]), canvas.tobytes())
+    img.putpalette(PALETTE)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return uri, k, scale
 
 
 def histogram(now: np.ndarray, start: np.ndarray, bins: int = 40) -> dict[str, list[float]]:
