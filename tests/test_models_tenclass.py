@@ -4,8 +4,7 @@ more classes with softmax; saving and loading; and bad input on the command line
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -113,32 +112,41 @@ def test_three_digits_train_with_softmax(sample_raw):
     assert learn.history[-1]["accuracy"] > 0.8  # chance is 1/3
 
 
-def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "groundup", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `groundup ARGS` in this process (no new interpreter to import torch again):
+    gives its returncode, stdout and stderr, as subprocess.run would."""
+    from groundup.cli import main
+
+    def run(*args: str, cwd=None) -> SimpleNamespace:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        try:
+            code = main(list(args))
+        except SystemExit as exit:  # argparse's usage errors
+            code = exit.code
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return run
 
 
-def test_cli_trains_mean_and_reports_accuracy(tmp_path):
-    r = _cli("train", "--model", "mean", "--digits", "all", "--json", "--out", str(tmp_path / "m"))
+def test_cli_trains_mean_and_reports_accuracy(cli, tmp_path):
+    r = cli("train", "--model", "mean", "--digits", "all", "--json", "--out", str(tmp_path / "m"))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert len(out["epochs"]) == 1
     assert 0.75 < out["final"]["accuracy"] < 0.9
 
 
-def test_cli_bad_layers_is_one_line_exit_2():
-    r = _cli("train", "--model", "net", "--layers", "256,abc")
+def test_cli_bad_layers_is_one_line_exit_2(cli):
+    r = cli("train", "--model", "net", "--layers", "256,abc")
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1
     assert "256,128" in r.stderr  # the message shows what a good value looks like
 
 
-def test_cli_digit_the_data_lacks_is_one_line_exit_1(tmp_path):
+def test_cli_digit_the_data_lacks_is_one_line_exit_1(cli, tmp_path):
     """A data folder with digits 0-2 only, asked for 0 1 7."""
     from groundup.idx import write_idx
 
@@ -149,7 +157,7 @@ def test_cli_digit_the_data_lacks_is_one_line_exit_1(tmp_path):
             rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
         )
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", (np.arange(n) % 3).astype(np.uint8))
-    r = _cli("train", "--data", str(tmp_path), "--digits", "0", "1", "7", "--quiet")
+    r = cli("train", "--data", str(tmp_path), "--digits", "0", "1", "7", "--quiet")
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1
     assert "no digit 7" in r.stderr

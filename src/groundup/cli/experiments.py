@@ -1,9 +1,371 @@
-"""Subcommands of `groundup` (being written)."""
+"""`groundup compare` and `groundup lr-find`: experiments on the training settings."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from groundup.cli import add_debug
+from groundup.cli.train import _layers, _lr, add_data_options
+from groundup.config import MODEL_NAMES, TrainConfig
+from groundup.errors import UsageError
+
+INITS = ("normal", "uniform", "xavier", "kaiming", "zeros")
+OPTS = ("sgd", "momentum", "adam")
+ZEROS_WARNING = (
+    "groundup: warning: --init zeros gives every hidden unit the same weights, so they all "
+    "get the same gradient and stay identical (the symmetry problem)\n"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Adds nothing yet."""
+    p = subparsers.add_parser(
+        "compare",
+        help="train once per setting and seed, and compare the results",
+        description=(
+            "Vary one setting, keep the rest, and train once per value and seed. Prints, per "
+            "value, the mean ± std over the seeds of the final validation accuracy and loss, "
+            "then the accuracy after each epoch and the seconds it took. Give a comma list "
+            "to exactly one of --init, --batch-size, --opt, --lr or --model. Examples: "
+            "'groundup compare --init normal,xavier,kaiming --seeds 0-4' (was there a better "
+            "way to initialise?), 'groundup compare --batch-size full,256,32' (gradient "
+            "descent against SGD)."
+        ),
+    )
+    add_data_options(p)
+    g = p.add_argument_group("the setting to compare (a comma list) and the fixed ones")
+    g.add_argument(
+        "--init",
+        type=_choices(INITS),
+        default=["kaiming"],
+        metavar="LIST",
+        help=f"initialisations, from {', '.join(INITS)} (default kaiming)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=_batch_sizes,
+        default=[256],
+        metavar="LIST",
+        help="mini-batch sizes, or 'full' for gradient descent (default 256)",
+    )
+    g.add_argument(
+        "--opt", type=_choices(OPTS), metavar="LIST", help="optimizers: sgd, momentum, adam"
+    )
+    g.add_argument("--lr", type=_list_of(_lr), metavar="LIST", help="learning rates")
+    g.add_argument(
+        "--model",
+        type=_choices(MODEL_NAMES),
+        default=["linear"],
+        metavar="LIST",
+        help=f"models, from {', '.join(MODEL_NAMES)} (default linear)",
+    )
+    _add_fixed_model_options(g)
+    g.add_argument("--epochs", type=int, help="epochs per run (default: the model's default)")
+    g.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="randomly shift, rotate and scale training batches",
+    )
+    g.add_argument(
+        "--seeds",
+        default="0",
+        metavar="S",
+        help="seeds: a range 0-4, a list 0,1,2, or one seed (default 0)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--plot", type=Path, metavar="FILE", help="also save accuracy curves as PNG")
+    add_debug(p)
+    p.set_defaults(handler=cmd_compare)
+
+    p = subparsers.add_parser(
+        "lr-find",
+        help="sweep the learning rate to find a good one",
+        description=(
+            "The learning-rate finder: train one mini-batch per learning rate, raising the "
+            "rate by a constant factor each time, from --start to --end, and stop when the "
+            "smoothed loss explodes (above 4x its best). Prints a suggested rate (a tenth of "
+            "the rate at the lowest loss) and saves the loss curve as a PNG. The weights "
+            "are put back afterwards: nothing is trained or saved."
+        ),
+    )
+    add_data_options(p)
+    g = p.add_argument_group("model and training")
+    g.add_argument("--model", default="linear", choices=MODEL_NAMES, help="default: linear")
+    _add_fixed_model_options(g)
+    g.add_argument(
+        "--init", default="kaiming", choices=INITS, help="weight initialisation (default kaiming)"
+    )
+    g.add_argument("--opt", choices=OPTS, help="optimizer (default: sgd for a pair, else adam)")
+    g.add_argument("--batch-size", type=int, default=256, help="mini-batch size (default 256)")
+    g.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="randomly shift, rotate and scale training batches",
+    )
+    g.add_argument("--seed", type=int, default=0, help="seeds weights and shuffles (default 0)")
+    g = p.add_argument_group("the sweep")
+    g.add_argument("--start", type=_lr, default=1e-5, help="first learning rate (default 1e-5)")
+    g.add_argument("--end", type=_lr, default=10.0, help="last learning rate (default 10)")
+    g.add_argument("--num", type=int, default=100, help="mini-batches in the sweep (default 100)")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=Path("lr-find.png"),
+        metavar="FILE",
+        help="where to save the plot (default lr-find.png)",
+    )
+    p.add_argument("--no-plot", action="store_true", help="do not save a plot")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_debug(p)
+    p.set_defaults(handler=cmd_lr_find)
+
+
+def _add_fixed_model_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--hidden", type=int, metavar="N", help="hidden width of 'net'")
+    g.add_argument(
+        "--layers", type=_layers, metavar="W,W", help="hidden widths of 'net', e.g. 256,128"
+    )
+    g.add_argument("--std", type=float, default=1.0, help="std for init normal (default 1.0)")
+    g.add_argument("--device", default="auto", help="auto (a GPU if present), cpu, cuda or mps")
+
+
+def _list_of(parse_one: Any) -> Any:
+    def parse(text: str) -> list[Any]:
+        items = [t for t in text.replace(" ", "").split(",") if t]
+        if not items:
+            raise argparse.ArgumentTypeError("give at least one value")
+        values = [parse_one(t) for t in items]
+        if len(set(map(str, values))) != len(values):
+            raise argparse.ArgumentTypeError(f"lists a value twice: {text!r}")
+        return values
+
+    return parse
+
+
+def _choices(allowed: tuple[str, ...]) -> Any:
+    def one(text: str) -> str:
+        if text not in allowed:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(allowed)}")
+        return text
+
+    return _list_of(one)
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "full":
+        return "full"
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(
+        f"a batch size is a whole number of at least 1 or 'full', not {text!r}"
+    )
+
+
+_batch_sizes = _list_of(_batch_size)
+
+
+def _hidden(args: argparse.Namespace) -> list[int] | None:
+    if args.hidden is not None and args.layers is not None:
+        raise UsageError("give --hidden or --layers, not both")
+    if args.layers is not None:
+        return list(args.layers)
+    return [args.hidden] if args.hidden is not None else None
+
+
+def _warn_zeros(inits: list[str], models: list[str]) -> None:
+    if "zeros" in inits and any(m not in ("linear", "mean") for m in models):
+        sys.stderr.write(ZEROS_WARNING)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from groundup.data import parse_digits
+    from groundup.experiments import compare, parse_seeds, plot_comparison
+
+    seeds = parse_seeds(args.seeds)
+    lists = {
+        "init": args.init,
+        "batch_size": args.batch_size,
+        "opt": args.opt or [None],
+        "lr": args.lr or [None],
+        "model": args.model,
+    }
+    varied = [name for name, values in lists.items() if len(values) > 1]
+    if len(varied) != 1:
+        got = ", ".join("--" + v.replace("_", "-") for v in varied) or "none"
+        raise UsageError(
+            "compare varies exactly one setting: give a comma list to one of --init, "
+            f"--batch-size, --opt, --lr or --model (lists given: {got})"
+        )
+    setting = varied[0]
+    fixed = {name: values[0] for name, values in lists.items() if name != setting}
+    batch = fixed.get("batch_size", 256)  # the varied value, per run, when it is compared
+    config = TrainConfig(
+        data=args.data,
+        digits=parse_digits(args.digits),
+        model=fixed.get("model", "linear"),
+        hidden=_hidden(args),
+        init=fixed.get("init", "kaiming"),
+        std=args.std,
+        epochs=args.epochs,
+        lr=fixed.get("lr"),
+        batch_size=256 if batch == "full" else batch,
+        full_batch=batch == "full",
+        opt=fixed.get("opt"),
+        augment=args.augment,
+        device=args.device,
+    )
+    config.validate()
+    _warn_zeros(args.init, args.model)
+
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        total = len(lists[setting]) * len(seeds)
+        done = [0]
+
+        def progress(trial: Any) -> None:
+            done[0] += 1
+            sys.stderr.write(f"\r  {done[0]}/{total} runs")
+            sys.stderr.flush()
+
+    result = compare(config, setting, lists[setting], seeds, on_trial=progress)
+    if progress is not None:
+        sys.stderr.write("\r" + " " * 20 + "\r")
+    if args.plot:
+        plot_comparison(result, args.plot)
+    if args.json:
+        out = result.to_dict()
+        if args.plot:
+            out["plot"] = str(args.plot)
+        print(json.dumps(_finite(out)))
+        return 0
+    _print_comparison(result, args.plot)
+    return 0
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN: a missing mean (every run diverged) becomes null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _print_comparison(result: Any, plot: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    c = result.config  # the settings the first run resolved to
+    epochs = max((len(t.history) for t in result.trials), default=0)
+    seeds = result.seeds
+    if len(seeds) == 1:
+        seed_text = f"seed {seeds[0]}"
+    elif seeds == list(range(seeds[0], seeds[-1] + 1)):
+        seed_text = f"mean ± std over seeds {seeds[0]}-{seeds[-1]}"
+    else:
+        seed_text = f"mean ± std over seeds {','.join(map(str, seeds))}"
+    table = Table(title=f"{result.setting} after {epochs} epochs ({seed_text})")
+    table.add_column(result.setting)
+    table.add_column("valid accuracy", justify="right")
+    table.add_column("valid loss", justify="right")
+    table.add_column("seconds", justify="right")
+    for row in result.summary():
+        acc = _pm(row["accuracy_mean"], row["accuracy_std"], percent=True)
+        loss = _pm(row["valid_loss_mean"], row["valid_loss_std"])
+        if row["diverged"]:
+            acc += f" ({row['diverged']} of {row['runs']} diverged)"
+        table.add_row(str(row["value"]), acc, loss, f"{row['seconds_mean']:.2f}")
+    keys = [k for k in ("model", "opt", "lr", "batch_size", "augment") if k != result.setting]
+    console.print(
+        f"data {c['data']}, digits {' '.join(map(str, c['digits']))}; "
+        + ", ".join(f"{k} {c[k]:g}" if k == "lr" else f"{k} {c[k]}" for k in keys)
+    )
+    console.print(table)
+
+    curves = result.curves()
+    table = Table(title="validation accuracy after each epoch (seconds since the start)")
+    table.add_column("epoch", justify="right")
+    for label in curves:
+        table.add_column(f"{result.setting} {label}", justify="right")
+    step = max(1, math.ceil(epochs / 20))  # at most ~20 rows
+    for e in range(epochs):
+        if (e + 1) % step and e + 1 != epochs:
+            continue
+        cells = []
+        for points in curves.values():
+            p = points[e] if e < len(points) else None
+            cells.append(f"{p['accuracy']:.2%} ({p['seconds']:.2f} s)" if p else "-")
+        table.add_row(str(e + 1), *cells)
+    console.print(table)
+    if plot:
+        console.print(f"plot saved to {plot}")
+
+
+def _pm(mean: float, std: float, percent: bool = False) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    if percent:
+        return f"{mean:.2%} ± {std:.2%}"
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from groundup.data import parse_digits
+
+    if args.num < 2:
+        raise UsageError(f"--num must be at least 2, not {args.num}")
+    if not args.start < args.end:
+        raise UsageError(f"--start ({args.start:g}) must be below --end ({args.end:g})")
+    config = TrainConfig(
+        data=args.data,
+        digits=parse_digits(args.digits),
+        model=args.model,
+        hidden=_hidden(args),
+        init=args.init,
+        std=args.std,
+        batch_size=args.batch_size,
+        opt=args.opt,
+        schedule="constant",
+        augment=args.augment,
+        seed=args.seed,
+        device=args.device,
+    )
+    config.validate()
+    _warn_zeros([args.init], [args.model])
+    from groundup.experiments import lr_find, plot_lr_find
+    from groundup.training import make_learner
+
+    learn = make_learner(config)
+    result = lr_find(learn, args.start, args.end, args.num)
+    plot = None if args.no_plot else plot_lr_find(result, args.plot)
+    if args.json:
+        out = result.to_dict()
+        out["plot"] = str(plot) if plot else None
+        print(json.dumps(_finite(out)))
+        return 0
+    c = learn.config
+    print(
+        f"data {c.data}, digits {' '.join(map(str, c.digits))}, model {c.model}, opt {c.opt}, "
+        f"batch {c.batch_size}: {len(result.lrs)} mini-batches from lr {args.start:g} "
+        f"({result.stop_reason})"
+    )
+    if not math.isfinite(result.suggestion):
+        print("too few mini-batches to suggest a rate: raise --num or lower --start")
+        return 1
+    print(f"lowest smoothed loss {min(result.losses):.4f} at lr {result.min_loss_lr:.3g}")
+    if result.min_loss_lr == result.lrs[-1]:
+        print("  the loss was still falling at the end of the sweep: a larger --end may help")
+    print(f"steepest fall at lr {result.steepest_lr:.3g}")
+    print(f"suggested learning rate: {result.suggestion:.3g}  (--lr {result.suggestion:.2g})")
+    if plot:
+        print(f"plot saved to {plot}")
+    return 0
