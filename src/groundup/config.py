@@ -114,6 +114,8 @@ class TrainConfig:
             )
         if self.patience is not None and self.patience < 1:
             raise UsageError(f"--patience must be at least 1, not {self.patience}")
+        if not 0 <= self.seed < 2**63:  # torch.manual_seed's range (it overflows beyond)
+            raise UsageError(f"--seed must be a whole number from 0 to 2**63 - 1, not {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
