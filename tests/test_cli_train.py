@@ -275,6 +275,7 @@ def test_a_bad_file_among_good_ones(capsys, trained, sample_raw, tmp_path):
         (["--device", "abacus"], "unknown device 'abacus'"),
         (["--target-accuracy", "97"], "--target-accuracy is a share"),
         (["--patience", "0"], "--patience must be at least 1"),
+        (["--seed", "99999999999999999999"], "--seed must be a whole number from 0"),
     ],
 )
 def test_bad_train_options_exit_2_with_one_line(capsys, tmp_path, args, needle):

@@ -52,6 +52,8 @@ def test_articles_recipe_is_one_flag_away():
         ("target_accuracy", 1.5, "--target-accuracy"),
         ("target_accuracy", 0.0, "--target-accuracy"),
         ("patience", 0, "--patience"),
+        ("seed", -1, "--seed must be a whole number from 0"),
+        ("seed", 2**64, "--seed"),
     ],
 )
 def test_bad_values_are_usage_errors(field, value, match):
