@@ -270,6 +270,14 @@ def check_normalisation(datasets: dict[str, Dataset]) -> None:
             raise DataError(f"the {split} split is empty")
         lo, hi = float(ds.x.min()), float(ds.x.max())
         idx = ds.class_index()
+        bad = ~torch.isfinite(ds.x).all(dim=1)  # (N,): a NaN slips through every comparison
+        if bool(bad.any()):
+            row = int(bad.nonzero()[0])
+            digit = ds.classes[int(idx[row])] if ds.classes else int(idx[row])
+            raise DataError(
+                f"the {split} split, class {digit}, has {int(bad.sum())} image(s) with pixels "
+                f"that are not finite numbers (NaN or infinite), the first at row {row}"
+            )
         for pos, digit in enumerate(ds.classes or range(int(idx.max()) + 1)):
             mask = idx == pos
             if not bool(mask.any()):
