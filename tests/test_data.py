@@ -314,3 +314,13 @@ def test_any_list_of_different_digits_round_trips(digits):
 def test_any_repeated_digit_is_refused(digits):
     with pytest.raises(UsageError, match="twice"):
         parse_digits([str(d) for d in digits])
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_pixels_that_are_not_numbers(pair_sets, value):
+    train, valid = pair_sets
+    x = valid.x.clone()
+    row = int((valid.class_index() == 1).nonzero()[0])  # the first 9
+    x[row, 300] = value
+    with pytest.raises(DataError, match=f"the valid split, class 9, .* first at row {row}"):
+        _loaders(train, Dataset(x, valid.y, valid.classes, "valid"))
