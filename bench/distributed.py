@@ -12,7 +12,7 @@ machine's noise:
   B  one process, 1 thread (what each torchrun worker gets: OMP_NUM_THREADS=1)
   C  two workers under torchrun, 1 thread each, gloo on 127.0.0.1
 
-Each process times its own `fit` after a warm-up epoch, so the figures leave out
+Each process times its own `fit` after a short warm-up, so the figures leave out
 Python and torch start-up (about 3 s a process) and data loading. Throughput is
 training images per second, validation included, as `groundup train` does it.
 
@@ -92,7 +92,11 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
     try:
         config = TrainConfig(data=data, **SETTINGS)
         learn = make_learner(config, rank=rank, world_size=world_size)
-        learn.fit(1, config.lr)  # warm-up: MKL, the allocator, gloo's first buffers
+        # warm-up on 10 batches: MKL, the allocator, gloo's first buffers
+        full = learn.dls.train.dataset, learn.dls.valid.dataset
+        learn.dls.train.dataset, learn.dls.valid.dataset = full[0][:2560], full[1][:2560]
+        learn.fit(1, config.lr)
+        learn.dls.train.dataset, learn.dls.valid.dataset = full
         if world_size > 1:
             distributed.sum_across_workers([0.0])  # start the clocks together
         exchange[0] = 0.0
@@ -140,6 +144,30 @@ def _launch(kind: str, data: str, epochs: int, tmp: Path) -> dict[str, Any]:
     return json.loads(out.read_text())
 
 
+def thread_check(reps: int = 3) -> float:
+    """How much faster one (256, 784) @ (784, 128) product runs with 2 threads than with 1,
+    right now: about 2 on a quiet 2-core machine, far below 1 when the cores are busy
+    with other work (each product waits for the second thread to be scheduled)."""
+    import torch
+
+    a, w = torch.randn(256, 784), torch.randn(784, 128)  # (B, 784), (784, 128)
+    before = torch.get_num_threads()
+    seconds: dict[int, list[float]] = {1: [], 2: []}
+    try:
+        for _ in range(reps):
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                for _ in range(20):
+                    a @ w  # warm-up
+                start = time.perf_counter()
+                for _ in range(200):
+                    a @ w
+                seconds[threads].append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    return statistics.median(seconds[1]) / statistics.median(seconds[2])
+
+
 def measure(smoke: bool = False, reps: int = 3) -> dict[str, Any]:
     """A, B and C in turn, `reps` rounds; the figures and per-round ratios."""
     fashion = (FASHION / "train-images-idx3-ubyte.gz").exists()
@@ -151,6 +179,7 @@ def measure(smoke: bool = False, reps: int = 3) -> dict[str, Any]:
         for _ in range(reps):
             for kind in runs:
                 runs[kind].append(_launch(kind, data, epochs, Path(tmp)))
+        threads_speedup = thread_check(reps)
     speed = {k: [r["images"] / r["seconds"] for r in rs] for k, rs in runs.items()}
     first = runs["A"][0]
     return {
@@ -166,6 +195,7 @@ def measure(smoke: bool = False, reps: int = 3) -> dict[str, Any]:
         "C_over_B": _ratios(speed["C"], speed["B"]),
         "exchange_share_C": statistics.median(r["exchange_s"] / r["seconds"] for r in runs["C"]),
         "accuracy": {k: [r["accuracy"] for r in rs] for k, rs in runs.items()},
+        "matmul_2_threads_speedup": threads_speedup,
     }
 
 
@@ -200,6 +230,11 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             "base_s": round(result["images_per_epoch"] / ips["A" if key == "C_over_A" else "B"], 3),
             "note": f"{where}; seconds per epoch; {LIMIT_NOTE}" if key == "C_over_A" else where,
         })
+    out.append(base | {
+        "name": "matrix product, 2 threads / 1 thread (contention check)",
+        "value": round(result["matmul_2_threads_speedup"], 3),
+        "note": "about 2 on a quiet 2-core machine; below 1 when other work holds the cores",
+    })
     out.append(base | {
         "name": "share of a 2-worker epoch inside all_reduce (exchange + waiting)",
         "value": round(result["exchange_share_C"], 3),
@@ -244,6 +279,9 @@ def table(result: dict[str, Any]) -> str:
         f"C/B = {cb['median']:.2f}x (rounds {cb['min']:.2f}-{cb['max']:.2f}); "
         f"a worker spends {100 * result['exchange_share_C']:.0f}% of a 2-worker epoch inside "
         "all_reduce (the exchange, and the wait for the slower worker)",
+        f"A matrix product runs {result['matmul_2_threads_speedup']:.2f}x as fast with 2 "
+        "threads as with 1 right now (about 2x on a quiet 2-core machine; below 1 when "
+        "other work holds the cores, which is what slows A).",
         f"What limits it here: {LIMIT_NOTE}.",
     ]
     return "\n".join(lines)
