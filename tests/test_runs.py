@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from groundup import runs
+from groundup import atomic, runs
 from groundup.errors import RunError
 from groundup.models import ModelSpec, build_model
 from groundup.runs import META, WEIGHTS, atomic_write_bytes, load_run, save_run
@@ -82,7 +82,7 @@ def _fail(*args, **kwargs):
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch, step):
     target = tmp_path / "model.json"
     target.write_bytes(b"old contents")
-    monkeypatch.setattr(runs.os, step, _fail)
+    monkeypatch.setattr(atomic.os, step, _fail)
     with pytest.raises(OSError, match="simulated"):
         atomic_write_bytes(target, b"new contents, half written")
     assert target.read_bytes() == b"old contents"
@@ -96,7 +96,7 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs.os, "fsync", interrupt)
+    monkeypatch.setattr(atomic.os, "fsync", interrupt)
     with pytest.raises(KeyboardInterrupt):
         atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
@@ -106,7 +106,7 @@ def test_save_run_failing_midway_keeps_the_previous_run_loadable(tmp_path, linea
     run_dir = tmp_path / "run"
     shutil.copytree(linear_run[0], run_dir)
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
-    monkeypatch.setattr(runs.os, "replace", _fail)
+    monkeypatch.setattr(atomic.os, "replace", _fail)
     with pytest.raises(OSError):
         save_run(run_dir, build_model(ModelSpec()), ModelSpec(), (2, 9), "sample")
     monkeypatch.undo()

@@ -13,9 +13,7 @@ one, so a crash never leaves a half-written model.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from groundup.atomic import atomic_write_bytes  # noqa: F401 (re-exported)
 from groundup.errors import RunError
 from groundup.models import ModelSpec, build_model
 
@@ -41,22 +40,6 @@ PREPROCESSING = {
     "user_images": "inverted if dark on light, cropped to the ink, fit in 20x20, "
     "centred by centre of mass in 28x28",
 }
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

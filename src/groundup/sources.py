@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from groundup.atomic import atomic_file
 from groundup.errors import DataError
 
 # Datasets `groundup fetch` knows; `--data NAME` looks for them in the cache.
@@ -241,14 +242,8 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Save the arrays atomically; a cache we cannot write is not an error, just slower."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as f:
+            np.savez(f, **arrays)
         for old in path.parent.glob("mnist_5k-*.npz"):  # caches of an older file or version
             if old != path:
                 old.unlink(missing_ok=True)
