@@ -547,6 +547,16 @@ def test_a_saved_model_works_with_the_command_line(
     answer = json.loads(capsys.readouterr().out)
     assert answer["predictions"][0]["digit"] == 2
 
+    # the report, with the weights before training saved by the page
+    from groundup.runs import load_init_state
+
+    init = load_init_state(path)
+    assert init is not None and not torch.equal(init["weight"], run.model.weight.detach())
+    capsys.readouterr()
+    assert main(["report", str(path)]) == 0
+    assert (path / "report.html").is_file()
+    assert "saved with the run" in (path / "report.html").read_text()
+
     r = client.post("/api/save", json={"name": "from-the-page"})
     assert r.status_code == 409
 

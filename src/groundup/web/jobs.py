@@ -401,6 +401,7 @@ class TrainingJob:
             config = self.learn.config
             history = [dict(row) for row in self.learn.history]
             source = self.learn.dls.source
+            init_state = dict(self._start_params)
         model, digits = self._model_now()
         with self._view_lock:
             save_run(
@@ -412,6 +413,7 @@ class TrainingJob:
                 history,
                 config.to_dict(),
                 extra={"trained_in": "groundup serve"},
+                init_state=init_state,  # so `groundup report` shows what training changed
             )
         return {"epochs": len(history), "final": history[-1] if history else {}}
 
