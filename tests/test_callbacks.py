@@ -93,6 +93,15 @@ def test_progress_bar_counts_every_batch(dls_pair):
     assert not bar.progress.live.is_started
 
 
+@pytest.mark.parametrize(("delay", "shown"), [(0.0, True), (3600.0, False)])
+def test_progress_bar_appears_only_on_long_work(dls_pair, delay, shown):
+    bar = ProgressBar(stream=io.StringIO(), delay=delay)
+    torch.manual_seed(0)
+    Learner(dls_pair, linear_model(), cbs=[bar]).fit(1, 1.0)
+    assert bar.shown is shown
+    assert not bar.progress.live.is_started  # stopped (or never started) after the fit
+
+
 def test_epoch_printer_prints_a_header_and_a_row_per_epoch(dls_pair):
     from rich.console import Console
 

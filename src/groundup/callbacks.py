@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -84,10 +85,15 @@ class OneCycle:
 
 
 class ProgressBar:
-    """A progress bar over all the batches of a fit, on stderr when it is a terminal."""
+    """A progress bar over all the batches of a fit, on stderr when it is a terminal.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    It appears only once a fit has run for `delay` seconds: a fit that takes a
+    fraction of a second (the article's models on the sample) needs no bar.
+    """
+
+    def __init__(self, stream: TextIO | None = None, delay: float = 1.0) -> None:
         self.stream = stream or sys.stderr
+        self.delay = delay
 
     def before_fit(self, learn: Learner) -> None:
         from rich.console import Console
@@ -105,10 +111,13 @@ class ProgressBar:
         self.task = self.progress.add_task(
             "fit", total=learn.epochs * len(learn.dls.train), epoch=1, epochs=learn.epochs, loss="-"
         )
-        self.progress.start()
+        self.started_at, self.shown = time.perf_counter(), False
 
     def after_batch(self, learn: Learner) -> None:
         self.progress.update(self.task, advance=1)
+        if not self.shown and time.perf_counter() - self.started_at >= self.delay:
+            self.progress.start()
+            self.shown = True
 
     def after_epoch(self, learn: Learner) -> None:
         self.progress.update(
@@ -116,7 +125,8 @@ class ProgressBar:
         )
 
     def after_fit(self, learn: Learner) -> None:
-        self.progress.stop()
+        if self.shown:
+            self.progress.stop()
 
 
 class EpochPrinter:

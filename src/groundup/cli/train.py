@@ -260,13 +260,16 @@ def _train(
     seconds = time.perf_counter() - start
     if not main:
         return 0
-    out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model}"
+    out = args.out or _new_run_dir(config.model)
+    source = learn.dls.source
+    if Path(source).exists():  # a folder: keep it findable from any working directory
+        source = str(Path(source).resolve())
     save_run(
         out,
         learn.model,
         model_spec(config),
         config.digits,
-        learn.dls.source,
+        source,
         learn.history,
         config.to_dict(),
         extra={"distributed": {"workers": world_size, "backend": backend}} if worker else None,
@@ -300,6 +303,16 @@ def _train(
     if report is not None and not args.json:
         print(f"report written to {report}")
     return 0
+
+
+def _new_run_dir(model: str) -> Path:
+    """runs/<date>-<time>-<model>, with -2, -3, ... if two runs start in the same second."""
+    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{model}"
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
