@@ -387,6 +387,25 @@ def test_reset_replays_the_same_run(client: TestClient) -> None:
     assert ready["weights"] != first["weights"]  # it did learn something
 
 
+def test_new_choices_before_a_run_set_up_a_new_ready_run(client: TestClient) -> None:
+    """The page sends its choices with Reset (and Step) while the run is ready, so it
+    shows the initial weights of what it will train."""
+    r = client.post("/api/train/reset", json={"model": "net", "init": "normal", "seed": 4})
+    assert r.status_code == 200
+    snap = client.get("/api/state").json()
+    assert (snap["state"], snap["model"], snap["tiles"], snap["epoch"]) == ("ready", "net", 30, 0)
+    assert snap["settings"]["init"] == "normal" and snap["lr"] == 0.1
+    assert client.post("/api/train/reset", json={"model": "cnn"}).status_code == 400
+    assert client.get("/api/state").json()["model"] == "net"  # unchanged by a bad request
+    job: TrainingJob = client.app.state.job
+    client.post("/api/train/step", json={"model": "linear", "seed": 4})
+    wait_until(lambda: len(job._points) == 1)
+    assert client.get("/api/state").json()["model"] == "linear"
+    client.post("/api/train/reset")  # no choices: the same run again, from its start
+    snap = client.get("/api/state").json()
+    assert (snap["model"], snap["settings"]["seed"], snap["points"]) == ("linear", 4, [])
+
+
 def test_reset_gives_back_the_initial_weights(client: TestClient) -> None:
     job: TrainingJob = client.app.state.job
     job.ensure_ready()

@@ -170,6 +170,17 @@ def test_train_watch_and_draw_in_chromium(tmp_path: Path) -> None:
             expect(page.locator("#tooltip")).to_have_class("tooltip show")
             expect(page.locator("#tooltip")).to_contain_text("moves the weights")
 
+            # a new choice before training shows its initial weights at once: the
+            # article's std 1 is the same seeded draw as kaiming's, 1/0.0505 times larger
+            scale = page.locator("#scale-pos")
+            kaiming = scale.text_content()
+            page.select_option("#init", "normal")
+            expect(scale).not_to_have_text(kaiming)
+            normal = float(scale.text_content())
+            assert normal / float(kaiming) == pytest.approx((784 / 2) ** 0.5, rel=0.02)
+            page.select_option("#init", "kaiming")
+            expect(scale).to_have_text(kaiming)
+
             # train 2-vs-9 and watch the curves update
             expect(page.locator("#digit-a")).to_have_value("2")
             expect(page.locator("#digit-b")).to_have_value("9")

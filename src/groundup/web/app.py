@@ -5,7 +5,8 @@
     GET  /api/state                 the run now: state, settings, history, weight pictures
     GET  /api/events                the same, live: Server-Sent Events (see jobs.py)
     POST /api/train/start           {settings}: a new run; 409 while one runs or is paused
-    POST /api/train/pause | resume | step | stop | reset
+    POST /api/train/pause | resume | stop
+    POST /api/train/step | reset    optionally {settings}: a ready run set up from them
     POST /api/train/lr              {"lr": 0.5}: a new learning rate, at once
     POST /api/train/speed           {"delay": 0.1}: seconds to wait after each batch
     POST /api/predict               {"image": "data:image/png;base64,..."}: a drawing
@@ -243,16 +244,13 @@ async def train_action(request: Request) -> Response:
         if "delay" not in body:
             raise UsageError('send the wait between batches as {"delay": 0.1} (seconds)')
         return JSONResponse(await run_in_threadpool(job.set_delay, body["delay"]))
-    simple = {
-        "pause": job.pause,
-        "resume": job.resume,
-        "step": job.step,
-        "stop": job.stop,
-        "reset": job.reset,
-    }
+    await run_in_threadpool(job.ensure_ready)
+    if action in ("step", "reset"):  # optionally with the page's choices
+        method = job.step if action == "step" else job.reset
+        return JSONResponse(await run_in_threadpool(method, body or None))
+    simple = {"pause": job.pause, "resume": job.resume, "stop": job.stop}
     if action not in simple:
         raise HTTPException(404, f"no such training action: {action}")
-    await run_in_threadpool(job.ensure_ready)
     return JSONResponse(await run_in_threadpool(simple[action]))
 
 

@@ -230,9 +230,12 @@ class TrainingJob:
             self._launch(paused=False)
         return self.summary()
 
-    def step(self) -> dict[str, Any]:
-        """Train exactly one batch: from a paused run, or as the first batch of a ready one."""
+    def step(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Train exactly one batch: from a paused run, or as the first batch of a ready
+        one (set up first with `params`, the page's choices, when they are given)."""
         with self._control:
+            if params and self.state == "ready":
+                self._prepare(parse_settings(params))
             with self._cond:
                 if self.state == "paused":
                     self._step_budget += 1
@@ -273,14 +276,24 @@ class TrainingJob:
             self._halt()
         return self.summary()
 
-    def reset(self) -> dict[str, Any]:
-        """Back to the initial weights of the same settings and seed: Start replays the run."""
+    def reset(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Back to the initial weights of the same settings and seed: Start replays the run.
+
+        With `params` (the page's choices), set up a new run from them instead, ready
+        but not trained: the page shows its initial weights at once.
+        """
+        settings = parse_settings(params) if params else None
         with self._control:
             self._halt()
             with self._lock:
-                settings = self.settings
+                settings = settings or self.settings
             self._install(self._build(settings), settings)
         return self.summary()
+
+    def _prepare(self, settings: Settings) -> None:
+        """Make a ready run follow `settings`, unless it already does."""
+        if settings != self.settings:
+            self._install(self._build(settings), settings)
 
     def set_lr(self, lr: Any) -> dict[str, Any]:
         """Change the learning rate now, also in the middle of a run."""

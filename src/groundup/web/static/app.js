@@ -127,6 +127,14 @@ function speedText(ms) {
   return ms >= 400 ? `${ms} ms a batch: each step shown` : `${ms} ms a batch`;
 }
 
+function choicesValid() {
+  if (!$("all-digits").checked && $("digit-a").value === $("digit-b").value) {
+    say("Choose two different digits, or all ten.", true);
+    return false;
+  }
+  return true;
+}
+
 function updateControls() {
   const s = run.state;
   const active = s === "running" || s === "paused";
@@ -147,21 +155,29 @@ function setupControls() {
   $("digit-b").value = "9";
   for (const id of ["model", "opt", "all-digits"]) $(id).addEventListener("change", defaultsChanged);
   for (const id of ["digit-a", "digit-b"]) $(id).addEventListener("change", suggestName);
+  // Before a run starts, a new choice sets up a new ready run at once, so the page
+  // shows its initial weights: step 1, initialise, made visible.
+  for (const id of ["digit-a", "digit-b", "all-digits", "model", "init", "opt", "batch-size", "epochs", "seed"]) {
+    $(id).addEventListener("change", () => {
+      if (run.state === "ready" && choicesValid()) act("/api/train/reset", readSettings());
+    });
+  }
 
   $("btn-start").addEventListener("click", async () => {
     if (run.state === "paused") return act("/api/train/resume");
-    const s = readSettings();
-    if (s.digits !== "all" && $("digit-a").value === $("digit-b").value) {
-      return say("Choose two different digits, or all ten.", true);
-    }
-    if (await act("/api/train/start", s)) say("Training: watch the curves and the weights.");
+    if (!choicesValid()) return;
+    if (await act("/api/train/start", readSettings())) say("Training: watch the curves and the weights.");
   });
   $("btn-pause").addEventListener("click", () => act("/api/train/pause"));
-  $("btn-step").addEventListener("click", () => act("/api/train/step"));
+  $("btn-step").addEventListener("click", () => {
+    if (run.state !== "ready") return act("/api/train/step");
+    if (choicesValid()) act("/api/train/step", readSettings());
+  });
   $("btn-reset").addEventListener("click", () => act("/api/train/reset"));
   $("btn-stop").addEventListener("click", () => act("/api/train/stop"));
 
   $("lr").addEventListener("change", async () => {
+    if (run.state === "ready" && choicesValid()) return act("/api/train/reset", readSettings());
     if (run.state !== "running" && run.state !== "paused") return; // sent with Start
     const r = await act("/api/train/lr", { lr: number($("lr").value) });
     if (r) say(`Learning rate is now ${r.lr}: it applies from the next batch.`);
@@ -312,8 +328,8 @@ function showWeights(ev) {
     caption = `First layer: ${some} hidden units, each a 28×28 image of its 784 weights`;
   }
   $("weights-caption").textContent = caption;
-  $("scale-neg").textContent = (-ev.scale).toPrecision(2);
-  $("scale-pos").textContent = `+${ev.scale.toPrecision(2)}`;
+  $("scale-neg").textContent = (-ev.scale).toPrecision(3);
+  $("scale-pos").textContent = `+${ev.scale.toPrecision(3)}`;
   if (ev.hist) drawHistogram(ev.hist);
 }
 
