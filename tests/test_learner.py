@@ -57,21 +57,28 @@ def test_learner_gives_the_numbers_of_the_hand_written_loop(make_dls, lr):
 def test_history_rows_and_what_they_mean(dls_pair, pair_sets):
     _, valid = pair_sets
     per_batch: list[tuple[float, int]] = []
+    per_batch_acc: list[float] = []
 
     class BatchLosses:
         def after_batch(self, learn):
             per_batch.append((learn.loss.item(), len(learn.xb)))
+            per_batch_acc.append(batch_accuracy(learn.preds, learn.yb).item())
 
     torch.manual_seed(0)
     learn = Learner(dls_pair, linear_model(), cbs=[BatchLosses()]).fit(2, 1.0)
     assert [row["epoch"] for row in learn.history] == [1, 2]
     row = learn.history[-1]
-    assert list(row) == ["epoch", "train_loss", "valid_loss", "accuracy", "seconds"]
+    assert list(row) == [
+        "epoch", "train_loss", "train_accuracy", "valid_loss", "accuracy", "seconds"
+    ]
     # the training loss is a mean over samples (the last batch holds 32, not 256)
     last = per_batch[4:]
     assert [n for _, n in last] == [256, 256, 256, 32]
     by_sample = sum(loss * n for loss, n in last) / 800
     assert row["train_loss"] == pytest.approx(by_sample, abs=1e-6)
+    # accuracy on the training batches as they were seen, weighted by batch size
+    acc_by_sample = sum(a * n for a, (_, n) in zip(per_batch_acc[4:], last)) / 800
+    assert row["train_accuracy"] == pytest.approx(acc_by_sample, abs=1e-6)
     # valid loss and accuracy over the whole validation set at once
     with torch.no_grad():
         out = learn.model(valid.x)

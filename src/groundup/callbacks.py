@@ -130,7 +130,9 @@ class ProgressBar:
 
 
 class EpochPrinter:
-    """Prints one row per epoch as training goes: epoch, losses, metrics, time."""
+    """Prints one row per epoch as training goes: epoch, train_loss, valid_loss, the
+    validation metrics and the seconds. (The metrics on the training batches stay in
+    `learn.history` and the curves figure, to keep the table narrow.)"""
 
     def __init__(self, console: Any = None) -> None:
         self.console = console
@@ -142,7 +144,8 @@ class EpochPrinter:
         self.header_done = False
 
     def after_epoch(self, learn: Learner) -> None:
-        row = learn.history[-1]
+        last = learn.history[-1]
+        row = {k: v for k, v in last.items() if k == "train_loss" or not k.startswith("train_")}
         if not self.header_done:
             self.console.print("  ".join(f"{k:>10}" for k in row))
             self.header_done = True

@@ -90,7 +90,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 
 class Recorder:
-    """Records, per epoch: the training loss (mean over samples), the validation
+    """Records, per epoch: the training loss (mean over samples), each metric on the
+    training batches as they were seen (`train_accuracy`: while the weights were
+    still moving, and on augmented images when augmentation is on), the validation
     loss, each metric over the whole validation set, and the seconds taken."""
 
     def before_fit(self, learn: Learner) -> None:
@@ -98,9 +100,27 @@ class Recorder:
 
     def before_epoch(self, learn: Learner) -> None:
         self.epoch_start = time.perf_counter()
+        self.train_sums = torch.zeros(len(learn.metrics), device=learn.device)
+        self.train_n = 0
+
+    def after_batch(self, learn: Learner) -> None:
+        # kept as a tensor: no host-device sync per batch
+        b = len(learn.yb)
+        if b == 0:
+            return
+        with torch.no_grad():
+            preds = learn.preds.detach()
+            for i, m in enumerate(learn.metrics):
+                self.train_sums[i] += m(preds, learn.yb) * b
+        self.train_n += b
 
     def after_epoch(self, learn: Learner) -> None:
         row: dict[str, Any] = {"epoch": learn.epoch_count, "train_loss": round(learn.train_loss, 6)}
+        sums, n = self.train_sums.tolist(), self.train_n
+        if learn.dls.train.world_size > 1:
+            n, *sums = sum_across_workers([n, *sums], learn.device)
+        for m, total in zip(learn.metrics, sums):
+            row[f"train_{metric_name(m)}"] = round(total / max(n, 1), 6)
         row["valid_loss"] = round(learn.valid_loss, 6)
         row.update({k: round(v, 6) for k, v in learn.valid_metrics.items()})
         row["seconds"] = round(time.perf_counter() - self.epoch_start, 4)
