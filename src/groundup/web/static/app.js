@@ -669,6 +669,7 @@ async function loadThumbs() {
     const data = await api(`/api/data?split=${split}&offset=${browser.page * PAGE}&limit=${PAGE}`);
     browser.total = data.total;
     const box = $("thumbs");
+    $("tooltip").classList.remove("show"); // its element may be about to go
     box.textContent = "";
     let wrong = 0;
     for (const item of data.items) {
@@ -679,7 +680,9 @@ async function loadThumbs() {
       const ok = item.label === item.predicted;
       if (!ok) { b.classList.add("wrong"); wrong += 1; }
       if (browser.selected === item.index) b.classList.add("selected");
-      b.setAttribute("aria-label", `image ${item.index}: a ${item.label}, predicted ${item.predicted}`);
+      const says = ok ? "the model gets it right" : `the model says ${item.predicted}: wrong`;
+      b.setAttribute("aria-label", `image ${item.index}: a ${item.label}; ${says}`);
+      attachTip(b, `Image ${item.index}, a ${item.label}: ${says}. Click for its pixel values.`);
       const img = document.createElement("img");
       img.src = item.src;
       img.alt = "";
@@ -776,18 +779,29 @@ function setupSave() {
 
 // ---- explanations on hover and focus -------------------------------------------------------
 
-function setupTips() {
+function showTip(el, text) {
   const tip = $("tooltip");
+  tip.textContent = text;
+  tip.classList.add("show");
+  const r = el.getBoundingClientRect();
+  const t = tip.getBoundingClientRect();
+  let y = r.bottom + 8;
+  if (y + t.height > window.innerHeight - 4) y = Math.max(4, r.top - t.height - 8);
+  const x = Math.max(4, Math.min(r.left, window.innerWidth - t.width - 8));
+  tip.style.left = `${x}px`;
+  tip.style.top = `${y}px`;
+}
+
+function attachTip(el, text) {
+  const hide = () => $("tooltip").classList.remove("show");
+  el.addEventListener("mouseenter", () => showTip(el, text));
+  el.addEventListener("focus", () => showTip(el, text));
+  el.addEventListener("mouseleave", hide);
+  el.addEventListener("blur", hide);
+}
+
+function setupTips() {
   let n = 0;
-  const place = (el) => {
-    const r = el.getBoundingClientRect();
-    const t = tip.getBoundingClientRect();
-    let y = r.bottom + 8;
-    if (y + t.height > window.innerHeight - 4) y = Math.max(4, r.top - t.height - 8);
-    const x = Math.max(4, Math.min(r.left, window.innerWidth - t.width - 8));
-    tip.style.left = `${x}px`;
-    tip.style.top = `${y}px`;
-  };
   for (const el of document.querySelectorAll("[data-tip]")) {
     // the text is also the element's accessible description, for screen readers
     const desc = document.createElement("span");
@@ -796,16 +810,7 @@ function setupTips() {
     desc.textContent = el.dataset.tip;
     document.body.appendChild(desc);
     el.setAttribute("aria-describedby", desc.id);
-    const show = () => {
-      tip.textContent = el.dataset.tip;
-      tip.classList.add("show");
-      place(el);
-    };
-    const hide = () => tip.classList.remove("show");
-    el.addEventListener("mouseenter", show);
-    el.addEventListener("mouseleave", hide);
-    el.addEventListener("focus", show);
-    el.addEventListener("blur", hide);
+    attachTip(el, el.dataset.tip);
   }
 }
 
