@@ -311,8 +311,8 @@ def _explain(job: TrainingJob, x: Any) -> dict[str, Any]:
             score=round(float(contrib.sum()) + bias, 4),
             towards=digits[column],
         )
-    with job._lock:
-        result.update(state=job.state, epoch=job.learn.epoch_count if job.learn else 0)
+    summary = job.summary()
+    result.update(state=summary["state"], epoch=summary["epoch"])
     return result
 
 

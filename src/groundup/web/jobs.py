@@ -60,7 +60,6 @@ log = logging.getLogger("groundup.web")
 BATCH_EVENTS_PER_SECOND = 10  # more would flood a browser; the eye cannot follow anyway
 SLOW_DELAY = 0.4  # seconds per batch from which each step is shown as it happens
 MAX_TILES = 32  # weight images shown for a layer with many units
-STATES = ("ready", "running", "paused", "done", "stopped", "failed")
 
 
 class JobConflict(UsageError):
