@@ -146,7 +146,7 @@ def _launch(kind: str, data: str, epochs: int, tmp: Path) -> dict[str, Any]:
 
 def thread_check(reps: int = 3) -> float:
     """How much faster one (256, 784) @ (784, 128) product runs with 2 threads than with 1,
-    right now: about 2 on a quiet 2-core machine, far below 1 when the cores are busy
+    right now: near 2 on a quiet 2-core machine, far below 1 when the cores are busy
     with other work (each product waits for the second thread to be scheduled)."""
     import torch
 
@@ -233,7 +233,7 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(base | {
         "name": "matrix product, 2 threads / 1 thread (contention check)",
         "value": round(result["matmul_2_threads_speedup"], 3),
-        "note": "about 2 on a quiet 2-core machine; below 1 when other work holds the cores",
+        "note": "near 2 on a quiet 2-core machine; below 1 when other work holds the cores",
     })
     out.append(base | {
         "name": "share of a 2-worker epoch inside all_reduce (exchange + waiting)",
@@ -280,7 +280,7 @@ def table(result: dict[str, Any]) -> str:
         f"a worker spends {100 * result['exchange_share_C']:.0f}% of a 2-worker epoch inside "
         "all_reduce (the exchange, and the wait for the slower worker)",
         f"A matrix product runs {result['matmul_2_threads_speedup']:.2f}x as fast with 2 "
-        "threads as with 1 right now (about 2x on a quiet 2-core machine; below 1 when "
+        "threads as with 1 right now (near 2x on a quiet 2-core machine; below 1 when "
         "other work holds the cores, which is what slows A).",
         f"What limits it here: {LIMIT_NOTE}.",
     ]
