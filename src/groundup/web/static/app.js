@@ -452,10 +452,14 @@ function drawLossChart() {
 function drawAccuracyChart() {
   const canvas = $("acc-chart");
   const acc = run.history.filter((r) => r.accuracy !== undefined).map((r) => [r.epoch, r.accuracy]);
-  const low = acc.length ? Math.min(...acc.map((p) => p[1])) : 0.5;
+  const train = run.history.filter((r) => r.train_accuracy !== undefined).map((r) => [r.epoch, r.train_accuracy]);
+  const low = acc.length ? Math.min(...acc.map((p) => p[1]), ...train.map((p) => p[1])) : 0.5;
   const yMin = acc.length ? Math.max(0, Math.min(0.5, Math.floor((low - 0.02) * 10) / 10)) : 0.5;
   lineChart(canvas, {
-    series: [{ label: "validation accuracy", color: C.green, dots: true, points: acc }],
+    series: [
+      { label: "training batches", color: C.orange, dots: true, points: train },
+      { label: "validation", color: C.green, dots: true, points: acc },
+    ],
     xMax: Math.max(run.epochs || 1, 1),
     yMin,
     yMax: 1,
