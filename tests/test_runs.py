@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from groundup import atomic, runs
+from groundup import atomic
 from groundup.errors import RunError
 from groundup.models import ModelSpec, build_model
 from groundup.runs import META, WEIGHTS, atomic_write_bytes, load_run, save_run

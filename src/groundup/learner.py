@@ -203,7 +203,8 @@ class Learner:
     def _train_epoch(self) -> None:
         self._set_mode(True)
         total, n = 0.0, 0
-        for self.batch, (self.xb, self.yb) in enumerate(self.dls.train):
+        for i, (xb, yb) in enumerate(self.dls.train):
+            self.batch, self.xb, self.yb = i, xb, yb
             self._run("before_batch")  # may replace self.xb, self.yb (augmentation)
             loss = self._one_batch(self.xb, self.yb)
             total += loss * len(self.xb)
@@ -325,7 +326,8 @@ class Learner:
 
     def __repr__(self) -> str:
         return (
-            f"Learner({type(self.model).__name__}, loss={getattr(self.loss_func, '__name__', '?')}, "
+            f"Learner({type(self.model).__name__}, "
+            f"loss={getattr(self.loss_func, '__name__', '?')}, "
             f"opt={getattr(self.opt_func, '__name__', '?')}, {self.epoch_count} epochs trained)"
         )
 
