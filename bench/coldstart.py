@@ -64,18 +64,21 @@ def where_time_goes(out: Path) -> dict[str, float]:
     """One `-X importtime` run of `groundup train --json`: seconds per phase."""
     cmd = [sys.executable, "-X", "importtime", "-m", "groundup", "train", "--json", "--out"]
     proc = subprocess.run([*cmd, str(out)], capture_output=True, text=True, cwd=ROOT, check=True)
-    top: dict[str, float] = {}
+    imports = torch = 0.0
     for line in proc.stderr.splitlines():
+        # "import time: <self us> | <cumulative us> | <one space + two per level><name>"
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( +)(\S+)$", line)
-        if m and len(m.group(2)) == 1:  # a top-level import, with its cumulative time
-            pkg = m.group(3).split(".")[0]
-            top[pkg] = top.get(pkg, 0.0) + int(m.group(1)) / 1e6
+        if not m:
+            continue
+        if len(m.group(2)) == 1:  # top level: its cumulative time covers what it imported
+            imports += int(m.group(1)) / 1e6
+        if m.group(3) == "torch":  # listed once, wherever it was first imported
+            torch = int(m.group(1)) / 1e6
     epochs = json.loads(proc.stdout.strip().splitlines()[-1])["epochs"]
     return {
-        "torch": top.get("torch", 0.0),
-        "beyond_torch": sum(v for k, v in top.items() if k != "torch"),
+        "torch": torch,
+        "beyond_torch": imports - torch,
         "training": sum(e["seconds"] for e in epochs),
-        "top": dict(sorted(top.items(), key=lambda kv: -kv[1])[:6]),  # type: ignore[dict-item]
     }
 
 

@@ -19,7 +19,7 @@ as a script and reported by its exit code.
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -198,14 +198,20 @@ def _loadavg() -> list[float] | None:
 # -- running the suite ----------------------------------------------------------------------
 
 
-def run_bench(name: str, ctx: Context) -> tuple[list[Row], str | None]:
+def run_bench(name: str, ctx: Context, bench_dir: Path = BENCH_DIR) -> tuple[list[Row], str | None]:
     """Run one benchmark module; returns its rows, and the error text if it failed."""
-    path = BENCH_DIR / f"{name}.py"
+    path = bench_dir / f"{name}.py"
     if not path.exists():
         return [], None
     ctx.bench = name
     try:
-        module = importlib.import_module(name)
+        module = sys.modules.get(name)
+        if module is None or getattr(module, "__file__", None) != str(path):
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # so that benchmarks can import one another
+            spec.loader.exec_module(module)
         fn = getattr(module, "run", None)
         if fn is None:
             return _run_script(path, ctx), None
@@ -303,12 +309,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
     parser.add_argument("--accuracy", action="store_true", help="also run bench/accuracy.py")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads, here and in child processes (default 1; 0: torch's own choice). "
+        "On a machine shared with other work, 2 OpenMP threads wait on each other at every "
+        "parallel region and small steps run 10-30x slower; 1 thread keeps the ratios steady",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
 
     if str(BENCH_DIR) not in sys.path:
         sys.path.insert(0, str(BENCH_DIR))
+    if args.threads:
+        # the child processes (cold start, memory, fastai) take the same number
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     import torch
 
     if args.threads:
