@@ -35,6 +35,10 @@ test: $(STAMP) system-deps  ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP) system-deps  ## the speed suite: ratios measured side by side
+	@# fastai for the comparison, without its torchvision/spacy requirements; if it
+	@# cannot be installed, the suite says so in its table and goes on
+	@$(BIN)/python -c "import fastai" 2>/dev/null || $(PIP) install --quiet --no-deps \
+		-c constraints.txt fastai==2.8.12 || echo "note: fastai not installed; its figures are skipped"
 	$(BIN)/python bench/run.py
 
 accuracy: $(STAMP) system-deps  ## check the default settings reach the accuracy goals
