@@ -24,8 +24,8 @@ MODEL_NAMES = ("linear", "net", "cnn", "mean")
 # Fashion-MNIST's 60,000 images need few, and no augmentation.
 TEN_CLASS_DEFAULTS: dict[str, tuple[int, int, float]] = {
     "linear": (20, 8, 1e-2),
-    "net": (40, 12, 3e-3),
-    "cnn": (20, 5, 3e-3),
+    "net": (40, 15, 3e-3),
+    "cnn": (20, 6, 1e-2),
 }
 LARGE_TRAIN = 20_000  # training images from which a set counts as large
 
