@@ -98,6 +98,26 @@ def learner_fit(
     return learn.fit(epochs, lr)
 
 
+def count_ops(fn: Callable[[], Any]) -> int:
+    """How many tensor operations `fn` dispatches (autograd's included).
+
+    Unlike a time, the count does not move with the machine's load: for a small model,
+    where each op costs more in dispatch than in arithmetic, it is the overhead itself.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
+
+
 def compare(
     ctx: Any,
     name: str,
@@ -137,6 +157,14 @@ def compare(
         note = "ours: groundup Adam; hand: torch.optim.Adam (foreach)"
     else:
         note = "same final weights" if same else "final weights DIFFER"
+    # one epoch of each again, untimed, counting tensor ops: the overhead without the noise
+    one = [fresh(), fresh()]
+    ops_learner = count_ops(
+        lambda: learner_fit(dls, one[0], loss_func, lr, 1, Adam if adam else None)
+    )
+    opt = torch.optim.Adam(one[1].parameters(), lr) if adam else None
+    ops_hand = count_ops(lambda: hand_fit(one[1], xy, xy_valid, loss_func, lr, 1, opt=opt))
+    note += f"; tensor ops per epoch: Learner {ops_learner:,}, hand loop {ops_hand:,}"
     return ctx.row(
         name,
         ratio,
