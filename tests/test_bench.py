@@ -141,7 +141,7 @@ def test_smoke_run_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert r["value"] > 0 and r["reps"] == 1
     # with plain SGD the Learner and the hand loop must end with the same weights
     sgd = [r for r in report["results"] if r["bench"] == "loop" and "SGD" in r["name"]]
-    assert sgd and all(r["note"] == "same final weights" for r in sgd)
+    assert sgd and all(r["note"].startswith("same final weights;") for r in sgd)
     printed = capsys.readouterr().out
     assert printed.count("| loop |") == 4 and "written to" in printed
 
