@@ -119,6 +119,24 @@ def test_every_benchmark_module_has_run() -> None:
         assert list(inspect.signature(module.run).parameters) == ["ctx"], name
 
 
+def test_fastai_rows_say_why_when_fastai_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fastai_vs", BENCH / "fastai_vs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        module.importlib.util, "find_spec", lambda n, *a: None if n == "fastai" else real(n, *a)
+    )
+    rows = module.run(run.Context(smoke=False, bench="fastai_vs"))
+    assert len(rows) == 3
+    for row in rows:
+        assert row["value"] is None and row["met"] is None and row["target"] == 3.0
+        assert "fastai is not installed" in row["note"] and "--no-deps" in row["note"]
+
+
 def test_smoke_run_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     # the harness sets these for its child processes; put them back afterwards
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
