@@ -51,6 +51,13 @@ def test_relu_is_the_articles_max_with_zero():
     assert torch.equal(ReLU()(x), x.max(torch.tensor(0.0)))
 
 
+def test_relu_gradient_is_one_where_positive_else_zero():
+    x = torch.tensor([-2.0, -1e-30, 0.0, 1e-30, 3.0], requires_grad=True)
+    g = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    ReLU()(x).backward(g)
+    assert x.grad.tolist() == [0.0, 0.0, 0.0, 4.0, 5.0]
+
+
 class Shift(Module):
     """x - 1: a layer whose order against ReLU changes the answer."""
 

@@ -47,7 +47,9 @@ def make_learner(
     """
     config.validate()
     if dls is None:
-        dls = load_data(config.data, config.digits, config.batch_size, config.seed, rank, world_size)
+        dls = load_data(
+            config.data, config.digits, config.batch_size, config.seed, rank, world_size
+        )
     # the ten-class defaults depend on how many training images there are
     config = config.resolved(n_train=len(dls.train.dataset))
     if config.opt not in OPTIMIZERS:
