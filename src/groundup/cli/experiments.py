@@ -283,11 +283,19 @@ def _print_comparison(result: Any, plot: Path | None) -> None:
         loss = _pm(row["valid_loss_mean"], row["valid_loss_std"])
         if row["diverged"]:
             acc += f" ({row['diverged']} of {row['runs']} diverged)"
-        table.add_row(str(row["value"]), acc, loss, f"{row['seconds_mean']:.2f}")
-    keys = [k for k in ("model", "opt", "lr", "batch_size", "augment") if k != result.setting]
+        table.add_row(str(row["value"]), acc, loss, _seconds(row["seconds_mean"]))
+    fixed = {
+        "model": c["model"],
+        "opt": c["opt"],
+        "lr": f"{c['lr']:g}",
+        "batch_size": "full" if c["full_batch"] else c["batch_size"],
+        "augment": "on" if c["augment"] else "off",
+    }
     console.print(
         f"data {c['data']}, digits {' '.join(map(str, c['digits']))}; "
-        + ", ".join(f"{k} {c[k]:g}" if k == "lr" else f"{k} {c[k]}" for k in keys)
+        + ", ".join(
+            f"{k.replace('_size', '')} {v}" for k, v in fixed.items() if k != result.setting
+        )
     )
     console.print(table)
 
@@ -303,11 +311,18 @@ def _print_comparison(result: Any, plot: Path | None) -> None:
         cells = []
         for points in curves.values():
             p = points[e] if e < len(points) else None
-            cells.append(f"{p['accuracy']:.2%} ({p['seconds']:.2f} s)" if p else "-")
+            cells.append(f"{p['accuracy']:.2%} ({_seconds(p['seconds'])} s)" if p else "-")
         table.add_row(str(e + 1), *cells)
     console.print(table)
     if plot:
         console.print(f"plot saved to {plot}")
+
+
+def _seconds(s: float) -> str:
+    """Milliseconds matter on the sample, tenths on Fashion-MNIST."""
+    if not math.isfinite(s):
+        return "-"
+    return f"{s:.3f}" if s < 10 else f"{s:.1f}"
 
 
 def _pm(mean: float, std: float, percent: bool = False) -> str:
