@@ -161,3 +161,24 @@ def test_cli_digit_the_data_lacks_is_one_line_exit_1(cli, tmp_path):
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1
     assert "no digit 7" in r.stderr
+
+
+def test_ten_class_defaults_depend_on_the_training_set_size():
+    from groundup.config import LARGE_TRAIN, TEN_CLASS_DEFAULTS
+
+    ten = tuple(range(10))
+    for model, (small_epochs, large_epochs, lr) in TEN_CLASS_DEFAULTS.items():
+        small = TrainConfig(digits=ten, model=model).resolved(n_train=4000)
+        large = TrainConfig(digits=ten, model=model).resolved(n_train=LARGE_TRAIN)
+        assert (small.epochs, large.epochs, small.lr, large.lr) == (
+            small_epochs,
+            large_epochs,
+            lr,
+            lr,
+        )
+        assert (small.opt, small.schedule) == ("adam", "one-cycle")
+        assert large.augment is False  # enough real images; augmentation would only slow it
+    # given settings always win
+    assert TrainConfig(digits=ten, model="net", epochs=3).resolved(n_train=60000).epochs == 3
+    mean = TrainConfig(digits=ten, model="mean").resolved(n_train=60000)
+    assert (mean.epochs, mean.augment) == (1, False)
