@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     # losses and metrics
     "sigmoid": "losses",
     "mnist_loss": "losses",
+    "cross_entropy": "losses",
     "batch_accuracy": "losses",
     # models
     "Module": "models",
@@ -50,11 +51,21 @@ _EXPORTS: dict[str, str] = {
     "Sequential": "models",
     "linear_model": "models",
     "simple_net": "models",
+    "mlp": "models",
+    "cnn": "models",
+    "fit_means": "models",
     "build_model": "models",
     # optimizers and the loop
     "BasicOptim": "optim",
+    "Momentum": "optim",
+    "Adam": "optim",
     "Learner": "learner",
     "TrainConfig": "config",
+    "make_learner": "training",
+    "train": "training",
+    # experiments
+    "compare": "experiments",
+    "lr_find": "experiments",
     # saved runs
     "save_run": "runs",
     "load_run": "runs",
@@ -80,18 +91,22 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from groundup.config import TrainConfig
     from groundup.data import DataLoader, DataLoaders, Dataset, load_data, parse_digits
     from groundup.errors import DataError, DivergenceError, GroundupError, RunError, UsageError
+    from groundup.experiments import compare, lr_find
     from groundup.learner import Learner
-    from groundup.losses import batch_accuracy, mnist_loss, sigmoid
+    from groundup.losses import batch_accuracy, cross_entropy, mnist_loss, sigmoid
     from groundup.models import (
         Linear,
         Module,
         ReLU,
         Sequential,
         build_model,
+        cnn,
+        fit_means,
         linear_model,
+        mlp,
         simple_net,
     )
-    from groundup.optim import BasicOptim
+    from groundup.optim import Adam, BasicOptim, Momentum
     from groundup.runs import load_run, save_run
     from groundup.sources import RawData, load_source
     from groundup.steps import (
@@ -102,3 +117,4 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         train_model,
         validate_epoch,
     )
+    from groundup.training import make_learner, train
