@@ -13,7 +13,6 @@ rates, and explodes when the rate is too large. The weights are put back after.
 
 from __future__ import annotations
 
-import io
 import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
@@ -351,19 +350,11 @@ def _suggest(result: LRFind) -> None:
 # -- figures ----------------------------------------------------------------------------------
 
 
-def _save_figure(fig: Any, path: str | Path) -> Path:
-    """Render `fig` to PNG in memory, then write it atomically."""
-    from groundup.runs import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
-
-
 def plot_lr_find(result: LRFind, path: str | Path) -> Path:
     """Smoothed loss against learning rate (log scale), the suggestion marked; a PNG."""
     from matplotlib.figure import Figure  # no pyplot: no global backend, no window
+
+    from groundup.figures import save_figure
 
     fig = Figure(figsize=(6, 4), layout="tight")
     ax = fig.add_subplot()
@@ -383,12 +374,14 @@ def plot_lr_find(result: LRFind, path: str | Path) -> Path:
     ax.set_ylabel("training loss")
     ax.set_title(f"learning-rate finder ({result.stop_reason})")
     ax.legend()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_comparison(result: Comparison, path: str | Path) -> Path:
     """Validation accuracy against epochs and against wall time, one line per value."""
     from matplotlib.figure import Figure
+
+    from groundup.figures import save_figure
 
     fig = Figure(figsize=(10, 4), layout="tight")
     by_epoch, by_time = fig.subplots(1, 2, sharey=True)
@@ -402,4 +395,4 @@ def plot_comparison(result: Comparison, path: str | Path) -> Path:
     by_epoch.set_title(f"by epoch ({result.setting})")
     by_time.set_title("by wall time")
     by_epoch.legend(title=result.setting)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)

@@ -110,7 +110,7 @@ def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     """Write `fig` to `path` as PNG or SVG, by its suffix, through a temporary file."""
-    from groundup.runs import atomic_write_bytes
+    from groundup.atomic import atomic_write_bytes
 
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
