@@ -30,6 +30,9 @@ system-deps:
 demo: $(STAMP)  ## train the article's two models on the bundled digits
 	$(BIN)/groundup train --model linear --out runs/demo-linear
 	$(BIN)/groundup train --model net --out runs/demo-net
+	@echo; echo "== the two saved models, side by side, on the 200 validation digits =="
+	$(BIN)/groundup evaluate runs/demo-linear
+	$(BIN)/groundup evaluate runs/demo-net
 
 test: $(STAMP) system-deps  ## run the whole test suite
 	$(BIN)/python -m pytest -q

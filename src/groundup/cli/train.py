@@ -351,7 +351,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         soft_wrap=True,  # one line even when piped (rich would wrap at 80 columns)
     )
     digits = result["digits"]
-    table = Table(title="confusion counts (rows: true digit, columns: predicted)")
+    console.print("confusion counts: rows are the true digit, columns the predicted one")
+    table = Table()
     table.add_column("true")
     for d in digits:
         table.add_column(str(d), justify="right")
