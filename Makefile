@@ -51,4 +51,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) runs/demo-linear runs/demo-net build src/*.egg-info  # never your own runs

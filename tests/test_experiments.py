@@ -239,3 +239,11 @@ def test_cli_lr_find_json_and_bad_range(cli, tmp_path):
     assert out["plot"] == str(tmp_path / "lr.png")
     r = cli("lr-find", "--start", "1", "--end", "0.1", "--no-plot")
     assert r.returncode == 2 and "--start" in r.stderr
+
+
+def test_lr_find_refuses_a_model_without_a_learning_rate(capsys):
+    from groundup.cli import main
+
+    assert main(["lr-find", "--model", "mean", "--digits", "all", "--no-plot"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no learning rate" in err[0]

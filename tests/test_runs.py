@@ -107,11 +107,36 @@ def test_save_run_failing_midway_keeps_the_previous_run_loadable(tmp_path, linea
     shutil.copytree(linear_run[0], run_dir)
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
     monkeypatch.setattr(atomic.os, "replace", _fail)
-    with pytest.raises(OSError):
+    with pytest.raises(RunError, match="cannot save the run .*simulated"):
         save_run(run_dir, build_model(ModelSpec()), ModelSpec(), (2, 9), "sample")
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary folder left
     load_run(run_dir)
+
+
+def test_saving_over_a_run_replaces_the_whole_folder(tmp_path, linear_run):
+    run_dir = tmp_path / "run"
+    shutil.copytree(linear_run[0], run_dir)
+    (run_dir / "report.html").write_text("about the old model")
+    save_run(run_dir, build_model(ModelSpec()), ModelSpec(), (2, 9), "sample")
+    # nothing of the old run survives beside the new weights
+    assert sorted(p.name for p in run_dir.iterdir()) == ["model.json", "model.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    load_run(run_dir)
+
+
+@pytest.mark.parametrize("kind", ["file", "foreign folder"])
+def test_save_run_refuses_an_out_that_is_not_a_run(tmp_path, kind):
+    target = tmp_path / "out"
+    if kind == "file":
+        target.write_text("mine")
+    else:
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="choose another --out"):
+        save_run(target, build_model(ModelSpec()), ModelSpec(), (2, 9), "sample")
+    assert (target.read_text() if kind == "file" else (target / "notes.txt").read_text()) == "mine"
 
 
 def test_atomic_write_creates_folders(tmp_path):

@@ -42,3 +42,39 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename."""
     with atomic_file(path) as f:
         f.write(data)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Fill a temporary folder beside `path`; on success it takes `path`'s place.
+
+    An existing folder at `path` is swapped out and removed only once the new one is
+    complete, so a reader finds the old folder or the new one, never a mix of files.
+    On any error the temporary folder is removed and `path` is left as it was.
+    The caller decides whether an existing `path` may be replaced.
+    """
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
+        if not path.exists():
+            os.replace(tmp, path)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        try:
+            os.replace(path, old / path.name)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old / path.name, path)  # put the old folder back
+                raise
+        finally:
+            if path.exists():  # never remove the old folder unless one stands at `path`
+                shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

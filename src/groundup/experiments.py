@@ -305,6 +305,11 @@ def lr_find(
         raise UsageError(f"the sweep must rise: start {start:g} is not below end {end:g}")
     if num < 2:
         raise UsageError(f"the sweep needs at least 2 steps, not {num}")
+    if not any(p.requires_grad for p in learn.model.parameters()):
+        raise UsageError(
+            "this model learns without gradient steps (the mean-image baseline has no "
+            "learning rate): lr-find needs linear, net or cnn"
+        )
     finder = LRFinder(start, end, num, explode=explode)
     saved_cbs, saved_opt = learn.cbs, learn.opt
     weights = [p.detach().clone() for p in learn.model.parameters()]

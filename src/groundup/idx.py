@@ -141,8 +141,7 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     if path.suffix == ".gz":
         # mtime=0: the same array always gives the same bytes (and checksum)
         body = gzip.compress(body, compresslevel=6, mtime=0)
-    write_atomic(path, body)
+    atomic_write_bytes(path, body)
     return path
 
 
-write_atomic = atomic_write_bytes  # the name this module's callers use

@@ -572,7 +572,7 @@ def write_report(
     run_dir: str | Path, out: str | Path | None = None, source: str | None = None
 ) -> Path:
     """Write the report of the run in `run_dir` to `out` (default RUN_DIR/report.html)."""
-    from groundup.runs import atomic_write_bytes
+    from groundup.atomic import atomic_write_bytes
 
     out = Path(out) if out is not None else Path(run_dir) / REPORT_FILE
     atomic_write_bytes(out, build_report(run_dir, source).encode("utf-8"))

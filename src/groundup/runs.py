@@ -13,6 +13,7 @@ one, so a crash never leaves a half-written model.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from groundup.atomic import atomic_write_bytes  # noqa: F401 (re-exported)
+from groundup.atomic import atomic_dir, atomic_write_bytes  # noqa: F401 (re-exported)
 from groundup.errors import RunError
 from groundup.models import ModelSpec, build_model
 
@@ -130,12 +131,40 @@ def save_run(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
     }
-    atomic_write_bytes(run_dir / WEIGHTS, save(state))
+    files = {WEIGHTS: save(state), META: (json.dumps(meta, indent=2) + "\n").encode()}
     if init_state is not None:
         init = {k: v.detach().to("cpu").contiguous() for k, v in init_state.items()}
-        atomic_write_bytes(run_dir / INIT_WEIGHTS, save(init))
-    atomic_write_bytes(run_dir / META, (json.dumps(meta, indent=2) + "\n").encode())
+        files[INIT_WEIGHTS] = save(init)
+    check_run_dir_writable(run_dir)
+    try:
+        # the whole folder at once: never new weights beside an old model.json
+        with atomic_dir(run_dir) as tmp:
+            for name, data in files.items():
+                (tmp / name).write_bytes(data)
+    except OSError as err:
+        raise RunError(f"cannot save the run to {run_dir}: {err.strerror or err}") from None
     return run_dir
+
+
+def check_run_dir_writable(run_dir: str | Path) -> None:
+    """Refuse a `--out` that saving would fail on, or that is not ours to replace.
+
+    An existing folder is replaced only when it is empty or holds a groundup run,
+    never a folder of the user's own files (say `--out .`).
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists():
+        if not run_dir.is_dir():
+            raise RunError(f"{run_dir} exists and is not a folder: choose another --out")
+        if any(run_dir.iterdir()) and not (run_dir / META).is_file():
+            raise RunError(
+                f"{run_dir} already holds files that are not a groundup run: choose another --out"
+            )
+    parent = run_dir.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise RunError(f"cannot create {run_dir}: {parent} is not a writable folder")
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:

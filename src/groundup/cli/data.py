@@ -298,14 +298,14 @@ def _write_png(image: np.ndarray, path: Path, scale: int) -> None:
 
     from PIL import Image
 
-    from groundup.idx import write_atomic
+    from groundup.atomic import atomic_write_bytes
 
     size = (image.shape[1] * scale, image.shape[0] * scale)
     picture = Image.fromarray(image).resize(size, Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format=Image.registered_extensions()[path.suffix.lower()])
     try:
-        write_atomic(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
     except OSError as err:
         raise DataError(f"cannot write {path}: {err.strerror or err}") from None
 

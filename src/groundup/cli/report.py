@@ -230,8 +230,8 @@ def cmd_figure(args: argparse.Namespace) -> int:
         raise UsageError(f"--dpi must be between 10 and 600, not {args.dpi}")
     out: Path = args.out
     if args.figure == "pixels" and out.suffix.lower() in (".html", ".htm"):
+        from groundup.atomic import atomic_write_bytes
         from groundup.figures import pixel_table_html
-        from groundup.runs import atomic_write_bytes
 
         image, label = pick_image(args.data, args.split, args.digit, args.index)
         page = (

@@ -259,6 +259,10 @@ def _train(
         if sys.stderr.isatty():
             cbs.append(ProgressBar())
     rank, world_size = (worker.rank, worker.world_size) if worker else (0, 1)
+    if args.out is not None and main:
+        from groundup.runs import check_run_dir_writable
+
+        check_run_dir_writable(args.out)  # before training, not after it
     learn = make_learner(config, cbs=cbs, rank=rank, world_size=world_size)
     config = learn.config
     if show:
@@ -313,7 +317,8 @@ def _train(
     elif not args.quiet:
         why = f" ({learn.stop_reason})" if learn.stop_reason else ""
         print(
-            f"done: {len(learn.history)} epochs in {seconds:.2f} s{why}; "
+            f"done: {len(learn.history)} epoch{'s' if len(learn.history) != 1 else ''} "
+            f"in {seconds:.2f} s{why}; "
             f"valid accuracy {final['accuracy']:.4f}, valid loss {final['valid_loss']:.4f}; "
             f"saved to {out}"
         )
