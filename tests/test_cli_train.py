@@ -331,3 +331,20 @@ def test_debug_shows_the_traceback(tmp_path):
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
     assert "RunError: no run directory" in debug.stderr
+
+
+
+def test_evaluate_on_its_own_data_adds_no_note(linear_run, capsys):
+    from groundup.cli import main
+
+    assert main(["evaluate", str(linear_run[0]), "--data", "sample"]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_evaluate_on_other_data_says_so(linear_run, capsys):
+    from groundup.cli import main
+    from helpers_data import require_fashion
+
+    require_fashion()
+    assert main(["evaluate", str(linear_run[0]), "--data", "fashion-mnist"]) == 0
+    assert "trained on sample, and is evaluated here on fashion-mnist" in capsys.readouterr().err

@@ -267,11 +267,17 @@ def _train(
     config = learn.config
     if show:
         dls = learn.dls
+        if config.model == "mean":  # no weights to initialise or step: say what it does
+            how = "model mean: the nearest class-mean image, fitted in one pass"
+        else:
+            how = (
+                f"model {config.model}, init {config.init}, opt {config.opt}, "
+                f"lr {config.lr:g}, batch {'full' if config.full_batch else config.batch_size}"
+            )
         print(
             f"data: {dls.source}, digits {' '.join(map(str, config.digits))}: "
             f"{len(dls.train.dataset)} train, {len(dls.valid.dataset)} valid | "
-            f"model {config.model}, init {config.init}, opt {config.opt}, lr {config.lr:g}, "
-            f"batch {'full' if config.full_batch else config.batch_size}, device {learn.device}"
+            f"{how}, device {learn.device}"
             + (f" | {world_size} workers ({backend})" if worker else "")
         )
     # the weights before training, kept in the run so a report can show what changed
@@ -343,6 +349,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     run = load_run(args.run_dir)
     result = evaluate_run(run, args.data)
+    trained_on = run.meta.get("data", {}).get("source")
+    # a folder source is saved as an absolute path: compare both resolved
+    if args.data and trained_on and Path(result["source"]).resolve() != Path(trained_on).resolve():
+        sys.stderr.write(
+            f"groundup: note: this model was trained on {trained_on}, "
+            f"and is evaluated here on {result['source']}\n"
+        )
     if args.json:
         print(json.dumps(result))
         return 0
