@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -90,3 +91,22 @@ def linear_run(tmp_path_factory, pair_sets) -> tuple[Path, list[dict]]:
         learn.config.to_dict(),
     )
     return run_dir, learn.history
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `groundup ARGS` in this process (no new interpreter to import torch again):
+    gives its returncode, stdout and stderr, as subprocess.run would."""
+    from groundup.cli import main
+
+    def run(*args: str, cwd=None) -> SimpleNamespace:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        try:
+            code = main(list(args))
+        except SystemExit as exit:  # argparse's usage errors
+            code = exit.code
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return run

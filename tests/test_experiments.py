@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -145,23 +144,6 @@ def test_suggestion_by_hand():
     assert r.steepest_lr == pytest.approx(1e-3)  # from 1.9 to 1.2, the biggest fall
 
 
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """Run `groundup ARGS` in this process (no new interpreter to import torch again):
-    gives its returncode, stdout and stderr, as subprocess.run would."""
-    from groundup.cli import main
-
-    def run(*args: str, cwd=None) -> SimpleNamespace:
-        if cwd is not None:
-            monkeypatch.chdir(cwd)
-        try:
-            code = main(list(args))
-        except SystemExit as exit:  # argparse's usage errors
-            code = exit.code
-        out, err = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
-
-    return run
 
 
 def test_cli_compare_inits_json(cli):

@@ -4,7 +4,6 @@ more classes with softmax; saving and loading; and bad input on the command line
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -112,23 +111,6 @@ def test_three_digits_train_with_softmax(sample_raw):
     assert learn.history[-1]["accuracy"] > 0.8  # chance is 1/3
 
 
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """Run `groundup ARGS` in this process (no new interpreter to import torch again):
-    gives its returncode, stdout and stderr, as subprocess.run would."""
-    from groundup.cli import main
-
-    def run(*args: str, cwd=None) -> SimpleNamespace:
-        if cwd is not None:
-            monkeypatch.chdir(cwd)
-        try:
-            code = main(list(args))
-        except SystemExit as exit:  # argparse's usage errors
-            code = exit.code
-        out, err = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
-
-    return run
 
 
 def test_cli_trains_mean_and_reports_accuracy(cli, tmp_path):
