@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -28,6 +27,7 @@ from groundup import distributed
 from groundup.config import TrainConfig
 from groundup.distributed import DistributedError, Worker
 from groundup.errors import UsageError
+from helpers_net import free_port
 
 # Each scenario trains with 2 workers and with 1 process, and must end with the same
 # weights. 800 training and 200 validation images (sample, 2 vs 9):
@@ -43,12 +43,6 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 
 # float32 sums taken in another order differ in the last bits, not more
 ATOL = 1e-5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def plain_env() -> dict[str, str]:

@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from groundup.web.app import MAX_IMAGE_BYTES, STATIC_DIR
 from groundup.web.events import Throttle
 from groundup.web.jobs import JobConflict, TrainingJob
 from groundup.web.settings import Settings, parse_settings
+from helpers_net import free_port, live_server
 
 BASE = "http://127.0.0.1"
 
@@ -90,31 +90,6 @@ def drawing_uri(img28: np.ndarray, size: int = 280) -> str:
     big.convert("RGBA").save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def live_server(app: Any) -> Iterator[str]:
-    """Run `app` under uvicorn in a thread; yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=30)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 def read_events(url: str, until: Any, out: list[dict[str, Any]], ready: threading.Event) -> None:

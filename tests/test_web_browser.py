@@ -13,11 +13,6 @@ reason, except under CI=true where it fails.
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -26,6 +21,7 @@ import numpy as np
 import pytest
 
 from groundup.web import create_app
+from helpers_net import live_server
 
 pytestmark = pytest.mark.browser
 
@@ -56,35 +52,6 @@ def need_browser() -> Any:
         pytest.skip(missing)
     return sync_api
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def live_server(app: Any) -> Iterator[str]:
-    """Run `app` under uvicorn in a thread; yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < end, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 def strokes(img: np.ndarray, threshold: int = 128, gap: float = 2.5) -> list[list[tuple]]:
