@@ -98,7 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"groundup: {summary['source']}, digits {' '.join(map(str, summary['digits']))}: "
         f"{summary['train_size']} training and {summary['valid_size']} validation images"
     )
-    print(f"groundup: open http://{shown}:{args.port}/ in a browser (Ctrl-C stops the server)")
+    url = f"http://{shown}:{args.port}/"
     if not local:
         sys.stderr.write(
             f"groundup: warning: listening on {args.host}: other computers on your network "
@@ -107,6 +107,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sys.stdout.flush()
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: list | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # listening now: the address works the moment it is shown
+                print(f"groundup: open {url} in a browser (Ctrl-C stops the server)", flush=True)
+
         def handle_exit(self, sig: int, frame: object) -> None:
             # End the pages' event streams first: uvicorn waits for open responses
             # to finish before it stops, and these never finish by themselves.
