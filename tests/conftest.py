@@ -32,6 +32,10 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    # rich draws for an 80-column terminal when output is captured, unless COLUMNS says
+    # otherwise: fix it, so that a runner's own COLUMNS cannot change what tests read.
+    # Tests about narrow terminals set it themselves.
+    os.environ["COLUMNS"] = "80"
 
 
 @pytest.fixture(scope="session")

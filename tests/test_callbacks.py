@@ -102,12 +102,13 @@ def test_progress_bar_appears_only_on_long_work(dls_pair, delay, shown):
     assert not bar.progress.live.is_started  # stopped (or never started) after the fit
 
 
-def test_epoch_printer_prints_a_header_and_a_row_per_epoch(dls_pair):
+@pytest.mark.parametrize("width", [120, 30])  # 30: narrower than a row, which must not fold
+def test_epoch_printer_prints_a_header_and_a_row_per_epoch(dls_pair, width):
     from rich.console import Console
 
     out = io.StringIO()
     torch.manual_seed(0)
-    learn = Learner(dls_pair, linear_model(), cbs=[EpochPrinter(Console(file=out, width=120))])
+    learn = Learner(dls_pair, linear_model(), cbs=[EpochPrinter(Console(file=out, width=width))])
     learn.fit(3, 1.0)
     lines = out.getvalue().splitlines()
     assert len(lines) == 4

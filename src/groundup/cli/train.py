@@ -360,16 +360,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False)
     console.print(
-        f"{args.run_dir}: {result['source']}, {result['n']} validation images | "
+        f"{escape(str(args.run_dir))}: {escape(result['source'])}, "
+        f"{result['n']} validation images | "
         f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}",
         soft_wrap=True,  # one line even when piped (rich would wrap at 80 columns)
     )
     digits = result["digits"]
-    console.print("confusion counts: rows are the true digit, columns the predicted one")
+    console.print(
+        "confusion counts: rows are the true digit, columns the predicted one", soft_wrap=True
+    )
     table = Table()
     table.add_column("true")
     for d in digits:
