@@ -185,7 +185,7 @@ def run(ctx: Any) -> list[dict[str, Any]]:
         compare(
             ctx,
             f"Learner.fit ÷ hand loop: sample 2-vs-9, linear, SGD lr 1, {epochs_pair} epochs",
-            "sample", (2, 9), linear_model, mnist_loss, 1.0, epochs_pair, ctx.reps(9),
+            "sample", (2, 9), linear_model, mnist_loss, 1.0, epochs_pair, ctx.reps(31),
         )
     )
     epochs_net = 2 if ctx.smoke else 40
@@ -193,7 +193,7 @@ def run(ctx: Any) -> list[dict[str, Any]]:
         compare(
             ctx,
             f"Learner.fit ÷ hand loop: sample 2-vs-9, simple_net, SGD lr 0.1, {epochs_net} epochs",
-            "sample", (2, 9), simple_net, mnist_loss, 0.1, epochs_net, ctx.reps(7),
+            "sample", (2, 9), simple_net, mnist_loss, 0.1, epochs_net, ctx.reps(21),
         )
     )
     # the ten-digit net; a smoke run uses the sample's ten digits instead of Fashion-MNIST

@@ -131,15 +131,18 @@ def interleave(
     setup: Callable[[], Any] | None = None,
     warmup: int = 1,
 ) -> dict[str, list[float]]:
-    """Time each function in turn, `reps` rounds of A B C, A B C, ...; seconds per call.
+    """Time each function in turn, `reps` rounds of A B C, C B A, A B C, ...; seconds
+    per call. The order flips every round, so that neither side always runs first
+    (with caches, clocks and the allocator as the other side left them).
 
     `setup()` runs untimed before every call and its result is passed to the function
     (a fresh model, say), so that only the work being compared is on the clock.
     One untimed warm-up round first pays for lazy initialisation (MKL, allocator).
     """
     times: dict[str, list[float]] = {k: [] for k in fns}
+    order = list(fns.items())
     for rnd in range(warmup + reps):
-        for name, fn in fns.items():
+        for name, fn in order if rnd % 2 == 0 else order[::-1]:
             arg = setup() if setup is not None else None
             start = time.perf_counter()
             fn(arg)

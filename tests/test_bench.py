@@ -30,8 +30,9 @@ def test_interleave_alternates_and_passes_setup() -> None:
 
     fns = {"a": lambda x: calls.append(("a", x)), "b": lambda x: calls.append(("b", x))}
     times = run.interleave(fns, reps=3, setup=setup, warmup=1)
-    # one warm-up round, then A B A B A B, each call given a fresh setup value
-    assert [name for name, _ in calls] == ["a", "b"] * 4
+    # one warm-up round, then three timed ones; the order flips every round, so that
+    # neither side always runs first; each call is given a fresh setup value
+    assert [name for name, _ in calls] == ["a", "b", "b", "a"] * 2
     assert [x for _, x in calls] == list(range(8))
     assert len(times["a"]) == len(times["b"]) == 3
     assert all(t >= 0 for t in times["a"] + times["b"])
