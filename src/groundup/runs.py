@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 
 from groundup.atomic import atomic_dir, atomic_write_bytes  # noqa: F401 (re-exported)
-from groundup.errors import RunError
-from groundup.models import ModelSpec, build_model
+from groundup.errors import RunError, UsageError
+from groundup.models import MODELS, ModelSpec, build_model
 
 FORMAT = "groundup-run"
 FORMAT_VERSION = 1
@@ -205,7 +205,15 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
         state = load_file(str(weights_path), device=str(device))
     except (SafetensorError, OSError, ValueError) as err:
         raise RunError(f"{weights_path} is corrupt or not a safetensors file ({err})") from None
-    spec = ModelSpec.from_dict(model_desc)
+    try:
+        spec = ModelSpec.from_dict(model_desc)
+    except TypeError as err:
+        raise RunError(f"{meta_path}: 'model' is not a model description ({err})") from None
+    if spec.name not in MODELS:
+        raise RunError(
+            f"{meta_path} names an unknown model {spec.name!r}; "
+            f"this groundup knows {', '.join(MODELS)}"
+        )
     n_out = 1 if len(digits) == 2 else len(digits)  # one score for a pair, else one per digit
     if spec.n_out != n_out:
         raise RunError(
@@ -214,6 +222,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
         )
     try:
         model = build_model(spec)
+    except (ValueError, RuntimeError, KeyError, TypeError, UsageError) as err:
+        raise RunError(f"{meta_path}: its model cannot be built ({err})") from None
+    try:
         model.load_state_dict(state)
     except (ValueError, RuntimeError, KeyError, TypeError) as err:
         raise RunError(f"{weights_path} does not match the model in {META}: {err}") from None
