@@ -3,7 +3,8 @@
 The test starts the server on a free 127.0.0.1 port, trains 2-vs-9 from the page
 and waits for the curves, draws a real 2 and a real 9 from the sample on the pad
 with the mouse, checks the predictions shown, and saves a screenshot to
-`test-artifacts/web-page.png`.
+`test-artifacts/web-page.png`. A second test draws with a finger (touch events) and
+checks that it draws what the mouse draws, without scrolling the page.
 
 Playwright's own browser download does not work here, so Chromium must be
 installed (`make system-deps` does it). Without it the test is skipped, with the
@@ -51,7 +52,6 @@ def need_browser() -> Any:
             pytest.fail(f"CI=true, but {missing}")
         pytest.skip(missing)
     return sync_api
-
 
 
 def strokes(img: np.ndarray, threshold: int = 128, gap: float = 2.5) -> list[list[tuple]]:
@@ -182,5 +182,88 @@ def test_train_watch_and_draw_in_chromium(tmp_path: Path) -> None:
             page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
             assert problems == []
             assert outside == []  # the page loads nothing from the internet
+        finally:
+            browser.close()
+
+
+def touch_draw(page: Any, cdp: Any, img: np.ndarray) -> None:
+    """Draw `img` on the pad with one finger, stroke by stroke, as `draw` does with the
+    mouse. The touches go in through Chromium's DevTools protocol, as a touch screen's
+    would, and reach the page as pointer events of type "touch"."""
+    box = page.locator("#draw-canvas").bounding_box()
+    scale = box["width"] / 28
+
+    def touch(kind: str, points: list[tuple]) -> None:
+        at = [{"x": box["x"] + x * scale, "y": box["y"] + y * scale} for x, y in points]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": at})
+
+    for path in strokes(img):
+        touch("touchStart", [path[0]])
+        for point in [*path[2::2], path[-1]]:
+            touch("touchMove", [point])
+        touch("touchEnd", [])
+
+
+def pad_pixels(page: Any) -> np.ndarray:
+    """The drawing pad's red channel, (height, width) uint8: what was drawn on it."""
+    values = page.evaluate(
+        """() => {
+            const c = document.getElementById("draw-canvas");
+            const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+            return Array.from(d.filter((_, i) => i % 4 === 0));
+        }"""
+    )
+    side = int(len(values) ** 0.5)
+    return np.array(values, dtype=np.uint8).reshape(side, side)
+
+
+def test_draw_by_touch_in_chromium(tmp_path: Path) -> None:
+    """A finger draws as the mouse does: the same strokes give the same pad and the
+    same prediction, and the page does not scroll under the finger."""
+    sync_api = need_browser()
+    expect = sync_api.expect
+    app = create_app("sample", tmp_path / "runs")
+    with live_server(app) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            context = browser.new_context(
+                viewport={"width": 1360, "height": 700}, has_touch=True
+            )  # 700 high: the page is taller, so a finger could scroll it
+            page = context.new_page()
+            cdp = context.new_cdp_session(page)
+            page.goto(url)
+            expect(page.locator("#state-label")).to_have_text("ready", timeout=20_000)
+            page.locator("#draw-canvas").scroll_into_view_if_needed()
+            page.evaluate(
+                """() => {
+                    window.pointerKinds = new Set();
+                    document.getElementById("draw-canvas").addEventListener(
+                        "pointerdown", (e) => window.pointerKinds.add(e.pointerType));
+                }"""
+            )
+            pred = page.locator("#prediction-digit")
+            image = first_image(2)
+            drawn: dict[str, tuple[np.ndarray, str]] = {}
+            for how in ("mouse", "touch"):
+                page.click("#btn-clear")
+                assert pad_pixels(page).max() == 0  # a black pad
+                seq = pred.get_attribute("data-seq")
+                scrolled = page.evaluate("window.scrollY")
+                if how == "mouse":
+                    draw(page, image)
+                else:
+                    touch_draw(page, cdp, image)
+                expect(pred).not_to_have_attribute("data-seq", seq, timeout=15_000)
+                assert page.evaluate("window.scrollY") == scrolled
+                bars = page.locator("#prob-bars .bar").evaluate_all(
+                    "rows => rows.map((r) => r.getAttribute('aria-label')).join('; ')"
+                )  # "2: 61.3 percent; 9: 38.7 percent"
+                drawn[how] = (pad_pixels(page), bars)
+            assert page.evaluate("Array.from(window.pointerKinds).sort()") == ["mouse", "touch"]
+            (mouse, mouse_bars), (finger, finger_bars) = drawn["mouse"], drawn["touch"]
+            assert (mouse > 0).mean() > 0.05  # real strokes were drawn
+            # the same strokes: (nearly) the same pixels, and the same probabilities
+            assert np.abs(mouse.astype(int) - finger.astype(int)).mean() < 2.0
+            assert "percent" in mouse_bars and finger_bars == mouse_bars
         finally:
             browser.close()
