@@ -207,7 +207,7 @@ def run(ctx: Any) -> list[dict[str, Any]]:
                 f"Learner.fit ÷ hand loop: {source} 10 classes, MLP 784-128-10, {opt}, "
                 f"{epochs_ten} epochs",
                 source, "all", lambda: mlp((128,), n_out=10), cross_entropy, lr, epochs_ten,
-                ctx.reps(5), adam=adam,
+                ctx.reps(9), adam=adam,
             )
         )
     return rows

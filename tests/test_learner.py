@@ -65,7 +65,8 @@ def test_history_rows_and_what_they_mean(dls_pair, pair_sets):
             per_batch_acc.append(batch_accuracy(learn.preds, learn.yb).item())
 
     torch.manual_seed(0)
-    learn = Learner(dls_pair, linear_model(), cbs=[BatchLosses()]).fit(2, 1.0)
+    learn = Learner(dls_pair, linear_model(), cbs=[BatchLosses()], train_metrics=True)
+    learn.fit(2, 1.0)
     assert [row["epoch"] for row in learn.history] == [1, 2]
     row = learn.history[-1]
     assert list(row) == [
@@ -85,6 +86,21 @@ def test_history_rows_and_what_they_mean(dls_pair, pair_sets):
     assert row["valid_loss"] == pytest.approx(mnist_loss(out, valid.y).item(), abs=1e-6)
     assert row["accuracy"] == pytest.approx(batch_accuracy(out, valid.y).item(), abs=1e-6)
     assert row["seconds"] >= 0
+
+
+def test_training_set_metrics_are_opt_in(make_dls):
+    """By default (as in fastai's Recorder) the metrics are scored on the validation
+    set only; the training batches' scores cost a tenth of a tiny model's epoch."""
+    torch.manual_seed(0)
+    plain = Learner(make_dls(), linear_model()).fit(1, 1.0).history[-1]
+    assert list(plain) == ["epoch", "train_loss", "valid_loss", "accuracy", "seconds"]
+    torch.manual_seed(0)
+    both = Learner(make_dls(), linear_model(), train_metrics=True).fit(1, 1.0).history[-1]
+    assert 0.5 < both["train_accuracy"] <= 1
+    # the same training either way: scoring the batches does not touch the weights
+    assert {k: v for k, v in both.items() if k not in ("train_accuracy", "seconds")} == {
+        k: v for k, v in plain.items() if k != "seconds"
+    }
 
 
 def test_metrics_are_weighted_by_batch_size(make_dls, pair_sets):

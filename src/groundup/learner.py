@@ -90,28 +90,48 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 
 class Recorder:
-    """Records, per epoch: the training loss (mean over samples), each metric on the
-    training batches as they were seen (`train_accuracy`: while the weights were
-    still moving, and on augmented images when augmentation is on), the validation
-    loss, each metric over the whole validation set, and the seconds taken."""
+    """Records, per epoch: the training loss (mean over samples), the validation
+    loss, each metric over the whole validation set, and the seconds taken.
+
+    With `train_metrics=True`, also each metric on the training batches as they were
+    seen (`train_accuracy`: while the weights were still moving, and on augmented
+    images when augmentation is on). It is off by default, as in fastai's Recorder:
+    it costs a tenth of a tiny model's epoch. `groundup train` and the web page turn
+    it on, for their train-against-valid curves.
+    """
+
+    def __init__(self, train_metrics: bool = False) -> None:
+        self.train_metrics = train_metrics
+        self.train_preds: list[Tensor] = []
+        self.train_targets: list[Tensor] = []
 
     def before_fit(self, learn: Learner) -> None:
         self.start = time.perf_counter()
 
     def before_epoch(self, learn: Learner) -> None:
         self.epoch_start = time.perf_counter()
-        self.train_preds: list[Tensor] = []
-        self.train_targets: list[Tensor] = []
+        self.train_preds, self.train_targets = [], []
 
     def after_batch(self, learn: Learner) -> None:
         # keep the batch's outputs and score them all at once at the end of the epoch:
         # one metric call per epoch rather than per batch (a fifth of a small model's time)
+        if not self.train_metrics:
+            return
         if learn.yb.shape[0]:  # a data-parallel worker's share of a last batch may be empty
             self.train_preds.append(learn.preds.detach())
             self.train_targets.append(learn.yb)
 
     def after_epoch(self, learn: Learner) -> None:
         row: dict[str, Any] = {"epoch": learn.epoch_count, "train_loss": round(learn.train_loss, 6)}
+        if self.train_metrics:
+            row.update(self._train_scores(learn))
+        row["valid_loss"] = round(learn.valid_loss, 6)
+        row.update({k: round(v, 6) for k, v in learn.valid_metrics.items()})
+        row["seconds"] = round(time.perf_counter() - self.epoch_start, 4)
+        learn.history.append(row)
+
+    def _train_scores(self, learn: Learner) -> dict[str, float]:
+        """Each metric over the epoch's training batches, weighted by their sizes."""
         n = sum(len(t) for t in self.train_targets)
         sums = [0.0] * len(learn.metrics)
         if n:
@@ -121,12 +141,10 @@ class Recorder:
         self.train_preds, self.train_targets = [], []
         if learn.dls.train.world_size > 1:
             n, *sums = sum_across_workers([n, *sums], learn.device)
-        for m, total in zip(learn.metrics, sums):
-            row[f"train_{metric_name(m)}"] = round(total / max(n, 1), 6)
-        row["valid_loss"] = round(learn.valid_loss, 6)
-        row.update({k: round(v, 6) for k, v in learn.valid_metrics.items()})
-        row["seconds"] = round(time.perf_counter() - self.epoch_start, 4)
-        learn.history.append(row)
+        return {
+            f"train_{metric_name(m)}": round(total / max(n, 1), 6)
+            for m, total in zip(learn.metrics, sums)
+        }
 
 
 class Learner:
@@ -135,6 +153,8 @@ class Learner:
     The defaults are the article's: `BasicOptim` (plain SGD), `mnist_loss` and
     `batch_accuracy`. `model` is one of ours (`simple_net()`, ...) or any
     `torch.nn.Module`; it and the data are moved to `device` once, up front.
+    `train_metrics=True` also scores the metrics on the training batches (see
+    `Recorder`).
 
     While a mini-batch trains, `xb`, `yb`, `preds` and `loss` hold it, for callbacks
     to read (or, before the prediction, replace); between batches they are None.
@@ -149,6 +169,7 @@ class Learner:
         metrics: Metric | Sequence[Metric] = batch_accuracy,
         cbs: Iterable[Any] = (),
         device: str | torch.device = "cpu",
+        train_metrics: bool = False,
     ) -> None:
         self.device = resolve_device(device)
         self.dls = dls.to(self.device) if self.device.type != "cpu" else dls
@@ -156,7 +177,7 @@ class Learner:
         self.opt_func = opt_func
         self.loss_func = loss_func
         self.metrics = [metrics] if callable(metrics) else list(metrics)
-        self.cbs: list[Any] = [Recorder(), *cbs]
+        self.cbs: list[Any] = [Recorder(train_metrics), *cbs]
         self.opt: BasicOptim | None = None
         self.history: list[dict[str, Any]] = []  # one row per epoch, filled by the Recorder
         self.epoch_count = 0  # epochs trained over all calls to fit
@@ -189,7 +210,9 @@ class Learner:
         self._hooks = {e: [getattr(cb, e) for cb in self.cbs if hasattr(cb, e)] for e in EVENTS}
         self.stop, self.stop_reason = False, ""
         self.epochs = epochs
-        self._good = self._snapshot()
+        # the divergence guard's copy of the weights, refreshed after each good epoch
+        self._params = list(self.model.parameters())
+        self._good = [p.detach().clone() for p in self._params]
         self._run("before_fit")
         try:
             for self.epoch in range(epochs):
@@ -201,7 +224,7 @@ class Learner:
                     # would be saved as the "last good" ones, or as the trained model
                     self._diverged(self.valid_loss, "on the validation set")
                 self.epoch_count += 1
-                self._good = self._snapshot()
+                self._keep_good()
                 self._run("after_epoch")
                 if self.stop:
                     break
@@ -322,26 +345,15 @@ class Learner:
         if callable(train):
             train(training)
 
-    def _snapshot(self) -> list[Tensor]:
-        """The weights as they are now, for the divergence guard to put back.
-
-        Copied into the previous snapshot's tensors when there is one: one in-place
-        copy per parameter and epoch, and no new memory."""
-        params = list(self.model.parameters())
-        old = getattr(self, "_good", None)
+    def _keep_good(self) -> None:
+        """Copy the weights into the guard's copy: one in-place copy per parameter."""
         with torch.no_grad():
-            if old is not None and len(old) == len(params) and all(
-                g.shape == p.shape and g.dtype == p.dtype and g.device == p.device
-                for g, p in zip(old, params)
-            ):
-                for g, p in zip(old, params):
-                    g.copy_(p)
-                return old
-            return [p.clone() for p in params]
+            for good, p in zip(self._good, self._params):
+                good.copy_(p)
 
     def _diverged(self, value: float, where: str = "") -> None:
         with torch.no_grad():
-            for p, good in zip(self.model.parameters(), self._good):
+            for p, good in zip(self._params, self._good):
                 p.copy_(good)
         assert self.opt is not None
         where = where or f"batch {self.batch + 1}"

@@ -83,6 +83,7 @@ def make_learner(
         metrics=batch_accuracy,
         cbs=[*callbacks, *cbs],
         device=config.device,
+        train_metrics=True,  # the reports and the web page draw train against valid
     )
     learn.config = config
     if world_size > 1:
