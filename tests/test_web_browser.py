@@ -14,6 +14,8 @@ reason, except under CI=true where it fails.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -98,92 +100,98 @@ def first_image(digit: int) -> np.ndarray:
     return images[int(np.flatnonzero(labels == digit)[0])]
 
 
-def test_train_watch_and_draw_in_chromium(tmp_path: Path) -> None:
+@contextmanager
+def browser_on_the_app(tmp_path: Path) -> Iterator[tuple[Any, str, Any]]:
+    """(Playwright's sync API, the page's URL, a launched Chromium) for a fresh app on
+    the sample, served on a free 127.0.0.1 port; all closed afterwards."""
     sync_api = need_browser()
-    expect = sync_api.expect
     app = create_app("sample", tmp_path / "runs")
     with live_server(app) as url, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
-            problems: list[str] = []
-            outside: list[str] = []
-            page = browser.new_page(viewport={"width": 1360, "height": 1000})
-            page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
-            page.on(
-                "console",
-                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
-            )
-            page.on(
-                "request",
-                lambda r: (
-                    outside.append(r.url)
-                    if urlparse(r.url).scheme in ("http", "https")
-                    and urlparse(r.url).hostname != "127.0.0.1"
-                    else None
-                ),
-            )
-            page.goto(url)
-            expect(page.locator("#state-label")).to_have_text("ready", timeout=20_000)
-            watcher = browser.new_page()  # a second page watches the same run
-            watcher.goto(url)
-            expect(page.locator("#watchers")).to_have_text("2 pages watching", timeout=10_000)
-
-            # every control and chart explains itself, to the mouse and to screen readers
-            for el in page.locator("[data-tip]").all():
-                described = el.get_attribute("aria-describedby")
-                assert described, el.evaluate("e => e.outerHTML.slice(0, 80)")
-                assert page.locator(f"#{described}").text_content().strip()
-            page.hover("#lr")
-            expect(page.locator("#tooltip")).to_have_class("tooltip show")
-            expect(page.locator("#tooltip")).to_contain_text("moves the weights")
-
-            # a new choice before training shows its initial weights at once: the
-            # article's std 1 is the same seeded draw as kaiming's, 1/0.0505 times larger
-            scale = page.locator("#scale-pos")
-            kaiming = scale.text_content()
-            page.select_option("#init", "normal")
-            expect(scale).not_to_have_text(kaiming)
-            normal = float(scale.text_content())
-            assert normal / float(kaiming) == pytest.approx((784 / 2) ** 0.5, rel=0.02)
-            page.select_option("#init", "kaiming")
-            expect(scale).to_have_text(kaiming)
-
-            # train 2-vs-9 and watch the curves update
-            expect(page.locator("#digit-a")).to_have_value("2")
-            expect(page.locator("#digit-b")).to_have_value("9")
-            page.locator("#speed").fill("10")  # 10 ms a batch: live, but quick
-            page.locator("#speed").dispatch_event("change")
-            expect(page.locator("#speed-out")).to_have_text("10 ms a batch")
-            page.click("#btn-start")
-            expect(page.locator("#loss-chart")).not_to_have_attribute("data-points", "0")
-            expect(page.locator("#acc-chart")).to_have_attribute(
-                "data-epochs", "20", timeout=60_000
-            )
-            expect(page.locator("#state-label")).to_have_text("done", timeout=20_000)
-            expect(watcher.locator("#acc-chart")).to_have_attribute("data-epochs", "20")
-            assert page.locator("#weights-img").get_attribute("src").startswith("data:image/png")
-
-            # draw a real 2, then a real 9, and read the predictions
-            pred = page.locator("#prediction-digit")
-            for digit in (2, 9):
-                page.click("#btn-clear")
-                seq = pred.get_attribute("data-seq")
-                draw(page, first_image(digit))
-                expect(pred).not_to_have_attribute("data-seq", seq, timeout=15_000)
-                expect(pred).to_have_text(str(digit))
-            expect(page.locator("#prob-bars .bar")).to_have_count(2)
-            expect(page.locator("#contrib-caption")).to_contain_text("bias")
-
-            # the data browser: a grid of images, and one image's pixel table
-            page.locator(".thumb").first.click()
-            expect(page.locator("table.pixels tr")).to_have_count(28)
-
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
-            assert problems == []
-            assert outside == []  # the page loads nothing from the internet
+            yield sync_api, url, browser
         finally:
             browser.close()
+
+
+def test_train_watch_and_draw_in_chromium(tmp_path: Path) -> None:
+    with browser_on_the_app(tmp_path) as (sync_api, url, browser):
+        expect = sync_api.expect
+        problems: list[str] = []
+        outside: list[str] = []
+        page = browser.new_page(viewport={"width": 1360, "height": 1000})
+        page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+        page.on(
+            "console",
+            lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+        )
+        page.on(
+            "request",
+            lambda r: (
+                outside.append(r.url)
+                if urlparse(r.url).scheme in ("http", "https")
+                and urlparse(r.url).hostname != "127.0.0.1"
+                else None
+            ),
+        )
+        page.goto(url)
+        expect(page.locator("#state-label")).to_have_text("ready", timeout=20_000)
+        watcher = browser.new_page()  # a second page watches the same run
+        watcher.goto(url)
+        expect(page.locator("#watchers")).to_have_text("2 pages watching", timeout=10_000)
+
+        # every control and chart explains itself, to the mouse and to screen readers
+        for el in page.locator("[data-tip]").all():
+            described = el.get_attribute("aria-describedby")
+            assert described, el.evaluate("e => e.outerHTML.slice(0, 80)")
+            assert page.locator(f"#{described}").text_content().strip()
+        page.hover("#lr")
+        expect(page.locator("#tooltip")).to_have_class("tooltip show")
+        expect(page.locator("#tooltip")).to_contain_text("moves the weights")
+
+        # a new choice before training shows its initial weights at once: the
+        # article's std 1 is the same seeded draw as kaiming's, 1/0.0505 times larger
+        scale = page.locator("#scale-pos")
+        kaiming = scale.text_content()
+        page.select_option("#init", "normal")
+        expect(scale).not_to_have_text(kaiming)
+        normal = float(scale.text_content())
+        assert normal / float(kaiming) == pytest.approx((784 / 2) ** 0.5, rel=0.02)
+        page.select_option("#init", "kaiming")
+        expect(scale).to_have_text(kaiming)
+
+        # train 2-vs-9 and watch the curves update
+        expect(page.locator("#digit-a")).to_have_value("2")
+        expect(page.locator("#digit-b")).to_have_value("9")
+        page.locator("#speed").fill("10")  # 10 ms a batch: live, but quick
+        page.locator("#speed").dispatch_event("change")
+        expect(page.locator("#speed-out")).to_have_text("10 ms a batch")
+        page.click("#btn-start")
+        expect(page.locator("#loss-chart")).not_to_have_attribute("data-points", "0")
+        expect(page.locator("#acc-chart")).to_have_attribute("data-epochs", "20", timeout=60_000)
+        expect(page.locator("#state-label")).to_have_text("done", timeout=20_000)
+        expect(watcher.locator("#acc-chart")).to_have_attribute("data-epochs", "20")
+        assert page.locator("#weights-img").get_attribute("src").startswith("data:image/png")
+
+        # draw a real 2, then a real 9, and read the predictions
+        pred = page.locator("#prediction-digit")
+        for digit in (2, 9):
+            page.click("#btn-clear")
+            seq = pred.get_attribute("data-seq")
+            draw(page, first_image(digit))
+            expect(pred).not_to_have_attribute("data-seq", seq, timeout=15_000)
+            expect(pred).to_have_text(str(digit))
+        expect(page.locator("#prob-bars .bar")).to_have_count(2)
+        expect(page.locator("#contrib-caption")).to_contain_text("bias")
+
+        # the data browser: a grid of images, and one image's pixel table
+        page.locator(".thumb").first.click()
+        expect(page.locator("table.pixels tr")).to_have_count(28)
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+        assert problems == []
+        assert outside == []  # the page loads nothing from the internet
 
 
 def touch_draw(page: Any, cdp: Any, img: np.ndarray) -> None:
@@ -220,50 +228,46 @@ def pad_pixels(page: Any) -> np.ndarray:
 def test_draw_by_touch_in_chromium(tmp_path: Path) -> None:
     """A finger draws as the mouse does: the same strokes give the same pad and the
     same prediction, and the page does not scroll under the finger."""
-    sync_api = need_browser()
-    expect = sync_api.expect
-    app = create_app("sample", tmp_path / "runs")
-    with live_server(app) as url, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            context = browser.new_context(
-                viewport={"width": 1360, "height": 700}, has_touch=True
-            )  # 700 high: the page is taller, so a finger could scroll it
-            page = context.new_page()
-            cdp = context.new_cdp_session(page)
-            page.goto(url)
-            expect(page.locator("#state-label")).to_have_text("ready", timeout=20_000)
-            page.locator("#draw-canvas").scroll_into_view_if_needed()
-            page.evaluate(
-                """() => {
-                    window.pointerKinds = new Set();
-                    document.getElementById("draw-canvas").addEventListener(
-                        "pointerdown", (e) => window.pointerKinds.add(e.pointerType));
-                }"""
-            )
-            pred = page.locator("#prediction-digit")
-            image = first_image(2)
-            drawn: dict[str, tuple[np.ndarray, str]] = {}
-            for how in ("mouse", "touch"):
-                page.click("#btn-clear")
-                assert pad_pixels(page).max() == 0  # a black pad
-                seq = pred.get_attribute("data-seq")
-                scrolled = page.evaluate("window.scrollY")
-                if how == "mouse":
-                    draw(page, image)
-                else:
-                    touch_draw(page, cdp, image)
-                expect(pred).not_to_have_attribute("data-seq", seq, timeout=15_000)
-                assert page.evaluate("window.scrollY") == scrolled
-                bars = page.locator("#prob-bars .bar").evaluate_all(
-                    "rows => rows.map((r) => r.getAttribute('aria-label')).join('; ')"
-                )  # "2: 61.3 percent; 9: 38.7 percent"
-                drawn[how] = (pad_pixels(page), bars)
-            assert page.evaluate("Array.from(window.pointerKinds).sort()") == ["mouse", "touch"]
-            (mouse, mouse_bars), (finger, finger_bars) = drawn["mouse"], drawn["touch"]
-            assert (mouse > 0).mean() > 0.05  # real strokes were drawn
-            # the same strokes: (nearly) the same pixels, and the same probabilities
-            assert np.abs(mouse.astype(int) - finger.astype(int)).mean() < 2.0
-            assert "percent" in mouse_bars and finger_bars == mouse_bars
-        finally:
-            browser.close()
+    with browser_on_the_app(tmp_path) as (sync_api, url, browser):
+        expect = sync_api.expect
+        context = browser.new_context(
+            viewport={"width": 1360, "height": 700}, has_touch=True
+        )  # 700 high: the page is taller, so a finger could scroll it
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        page.goto(url)
+        expect(page.locator("#state-label")).to_have_text("ready", timeout=20_000)
+        page.locator("#draw-canvas").scroll_into_view_if_needed()
+        page.evaluate(
+            """() => {
+                window.pointerKinds = new Set();
+                document.getElementById("draw-canvas").addEventListener(
+                    "pointerdown", (e) => window.pointerKinds.add(e.pointerType));
+            }"""
+        )
+        pred = page.locator("#prediction-digit")
+        image = first_image(2)
+        drawn: dict[str, tuple[np.ndarray, str]] = {}
+        for how in ("mouse", "touch"):
+            page.click("#btn-clear")
+            assert pad_pixels(page).max() == 0  # a black pad
+            seq = pred.get_attribute("data-seq")
+            scrolled = page.evaluate("window.scrollY")
+            if how == "mouse":
+                draw(page, image)
+            else:
+                touch_draw(page, cdp, image)
+            expect(pred).not_to_have_attribute("data-seq", seq, timeout=15_000)
+            # each stroke asks for a prediction: wait for the one of the whole digit
+            expect(pred).to_have_attribute("data-pending", "0", timeout=15_000)
+            assert page.evaluate("window.scrollY") == scrolled
+            bars = page.locator("#prob-bars .bar").evaluate_all(
+                "rows => rows.map((r) => r.getAttribute('aria-label')).join('; ')"
+            )  # "2: 61.3 percent; 9: 38.7 percent"
+            drawn[how] = (pad_pixels(page), bars)
+        assert page.evaluate("Array.from(window.pointerKinds).sort()") == ["mouse", "touch"]
+        (mouse, mouse_bars), (finger, finger_bars) = drawn["mouse"], drawn["touch"]
+        assert (mouse > 0).mean() > 0.05  # real strokes were drawn
+        # the same strokes: (nearly) the same pixels, and the same probabilities
+        assert np.abs(mouse.astype(int) - finger.astype(int)).mean() < 2.0
+        assert "percent" in mouse_bars and finger_bars == mouse_bars

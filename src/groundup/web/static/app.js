@@ -508,7 +508,7 @@ function drawHistogram(hist) {
 
 // ---- the drawing pad ---------------------------------------------------------------------
 
-const pad = { drawing: false, ink: false, last: null, seq: 0, busy: false, again: false, lastAuto: 0 };
+const pad = { drawing: false, ink: false, last: null, seq: 0, busy: false, again: false, lastAuto: 0, page: 0 };
 
 function padContext() {
   const ctx = $("draw-canvas").getContext("2d");
@@ -526,6 +526,8 @@ function clearPad() {
   ctx.fillStyle = "#000"; // an opaque black page, like MNIST's background
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   pad.ink = false;
+  pad.page += 1; // a new page: an answer still on its way was for the old drawing
+  pad.again = false;
   $("prediction-digit").textContent = "?";
   $("prob-bars").textContent = "";
   $("pred-note").textContent = "Draw a digit on the black pad.";
@@ -555,13 +557,18 @@ function setupPad() {
   });
   canvas.addEventListener("pointermove", (e) => {
     if (!pad.drawing) return;
-    const p = at(e);
     const ctx = padContext();
-    ctx.beginPath();
-    ctx.moveTo(pad.last[0], pad.last[1]);
-    ctx.lineTo(p[0], p[1]);
-    ctx.stroke();
-    pad.last = p;
+    // a busy page gets one pointermove per frame; the positions in between come with
+    // it as coalesced events, and a fast stroke needs them to keep its shape
+    const moves = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
+    for (const m of moves.length ? moves : [e]) {
+      const p = at(m);
+      ctx.beginPath();
+      ctx.moveTo(pad.last[0], pad.last[1]);
+      ctx.lineTo(p[0], p[1]);
+      ctx.stroke();
+      pad.last = p;
+    }
   });
   const end = () => {
     if (!pad.drawing) return;
@@ -578,14 +585,22 @@ async function predictPad() {
   if (!pad.ink) return;
   if (pad.busy) { pad.again = true; return; }
   pad.busy = true;
+  // data-pending: 1 until the answer for the drawing as it is now has been shown
+  $("prediction-digit").dataset.pending = "1";
+  const page = pad.page;
   try {
     const data = await api("/api/predict", { image: $("draw-canvas").toDataURL("image/png") });
-    showPrediction(data);
+    if (page === pad.page) showPrediction(data);
   } catch (err) {
-    $("pred-note").textContent = err.message;
+    if (page === pad.page) $("pred-note").textContent = err.message;
   } finally {
     pad.busy = false;
-    if (pad.again) { pad.again = false; predictPad(); }
+    if (pad.again) {
+      pad.again = false;
+      predictPad();
+    } else {
+      $("prediction-digit").dataset.pending = "0";
+    }
   }
 }
 
