@@ -3,18 +3,25 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
-STAMP  := $(VENV)/.installed
+CORE   := $(VENV)/.installed-core
+STAMP  := $(VENV)/.installed-dev
 
 .PHONY: demo test bench accuracy lint system-deps clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
 
-$(STAMP): pyproject.toml constraints.txt
+# The package and what it needs to run (all `make demo` needs) ...
+$(CORE): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	# torch is pinned through constraints.txt: 2.13.0 is the CPU build on this disk,
-	# whereas an unpinned torch pulls a multi-GB CUDA build.
+	@# torch is pinned through constraints.txt: 2.13.0 is the CPU build on this disk,
+	@# whereas an unpinned torch pulls a multi-GB CUDA build.
+	$(PIP) install --quiet -c constraints.txt -e .
+	touch $(CORE)
+
+# ... and the test, benchmark and lint tools on top.
+$(STAMP): $(CORE)
 	$(PIP) install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
 
@@ -27,7 +34,7 @@ system-deps:
 		apt-get update -q && apt-get install -y -q chromium dataset-fashion-mnist; \
 	else echo "note: install Debian's chromium and dataset-fashion-mnist for the full suite"; fi
 
-demo: $(STAMP)  ## train the article's two models on the bundled digits
+demo: $(CORE)  ## train the article's two models on the bundled digits
 	$(BIN)/groundup train --model linear --out runs/demo-linear
 	$(BIN)/groundup train --model net --out runs/demo-net
 	@echo; echo "== the two saved models, side by side, on the 200 validation digits =="

@@ -116,3 +116,12 @@ def test_epoch_printer_prints_a_header_and_a_row_per_epoch(dls_pair, width):
     cells = lines[3].split()
     assert cells[0] == "3"
     assert float(cells[3]) == pytest.approx(learn.history[-1]["accuracy"], abs=1e-4)
+
+
+def test_epoch_table_cells_stay_ten_wide_for_a_diverging_loss():
+    from groundup.callbacks import _cell
+
+    for value in (0.0289, 12345.6789, 2366026918787987184547270754304.0, -3.5e7, 40):
+        cell = _cell(value)
+        assert len(cell) == 10, cell
+        assert float(cell) == pytest.approx(value, rel=1e-3, abs=1e-4)

@@ -4,6 +4,7 @@ output, stop conditions, GD against SGD, user-style images and every bad input."
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -316,8 +317,41 @@ def test_divergence_exits_1_and_suggests_a_smaller_lr(capsys, tmp_path):
     )
     assert code == 1
     assert "epoch 1, batch 1" in err and "learning rate 1" in err and "smaller --lr" in err
+    assert "nothing was saved" in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_divergence_leaves_an_earlier_run_at_out_as_it_was(capsys, trained, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained[0], run_dir)
+    before = (run_dir / "model.safetensors").read_bytes()
+    code, _, err = cli(capsys, "train", "--init", "normal", "--std", "1e38", "--out", str(run_dir))
+    assert code == 1 and f"nothing was saved; {run_dir} is left as it was" in err
+    assert (run_dir / "model.safetensors").read_bytes() == before
+
+
+def test_two_runs_ending_in_the_same_second_get_their_own_folders(capsys, tmp_path, monkeypatch):
+    import groundup.cli.train as train_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train_cli.time, "strftime", lambda fmt: "20260101-120000")
+    # the first claims its name by creating the folder; the second must not take it
+    first = train_cli._new_run_dir("linear")
+    assert first == Path("runs/20260101-120000-linear") and first.is_dir()
+    assert train_cli._new_run_dir("linear") == Path("runs/20260101-120000-linear-2")
+    # through the command: a third run that second gets -3 and leaves -1, -2 alone
+    code, out, err = cli(capsys, "train", "--epochs", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["run_dir"] == "runs/20260101-120000-linear-3"
+    assert not any(first.iterdir())  # nothing was written into the first one's folder
+
+
+def test_hidden_widths_only_for_net(capsys):
+    code, _, err = cli(capsys, "train", "--model", "linear", "--layers", "10,10")
+    assert code == 2 and "--layers sets the hidden widths of --model net" in err
+    code, _, err = cli(capsys, "train", "--model", "cnn", "--hidden", "5")
+    assert code == 2 and "--model cnn has none" in err
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -331,7 +365,6 @@ def test_debug_shows_the_traceback(tmp_path):
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
     assert "RunError: no run directory" in debug.stderr
-
 
 
 def test_evaluate_on_its_own_data_adds_no_note(linear_run, capsys):

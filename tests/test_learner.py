@@ -70,7 +70,12 @@ def test_history_rows_and_what_they_mean(dls_pair, pair_sets):
     assert [row["epoch"] for row in learn.history] == [1, 2]
     row = learn.history[-1]
     assert list(row) == [
-        "epoch", "train_loss", "train_accuracy", "valid_loss", "accuracy", "seconds"
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "valid_loss",
+        "accuracy",
+        "seconds",
     ]
     # the training loss is a mean over samples (the last batch holds 32, not 256)
     last = per_batch[4:]
@@ -199,7 +204,8 @@ def test_divergence_names_epoch_batch_lr_and_keeps_the_last_good_weights(dls_pai
     message = str(err.value)
     assert "nan" in message
     assert "epoch 2" in message and "batch 3" in message
-    assert "learning rate 0.1" in message and "smaller --lr" in message
+    assert "learning rate 0.1" in message and "smaller learning rate" in message
+    assert err.value.what == message.split(": try")[0]  # the CLI words its own advice
     assert "\n" not in message
     # two batches of epoch 2 had moved the weights; they are put back as after epoch 1
     assert len(saved.saved) == 1 and len(learn.history) == 1

@@ -150,5 +150,13 @@ class EpochPrinter:
             # soft_wrap: a row stays one line in a narrow terminal instead of folding
             self.console.print("  ".join(f"{k:>10}" for k in row), soft_wrap=True, markup=False)
             self.header_done = True
-        cells = [f"{v:>10.4f}" if isinstance(v, float) else f"{v:>10}" for v in row.values()]
+        cells = [_cell(v) for v in row.values()]
         self.console.print("  ".join(cells), soft_wrap=True, markup=False)
+
+
+def _cell(v: object) -> str:
+    """One column of the epoch table, 10 wide: 4 decimals, or powers of ten for a
+    number too big for that (a loss on its way to diverging)."""
+    if isinstance(v, float):
+        return f"{v:>10.4f}" if abs(v) < 1e5 else f"{v:>10.3e}"
+    return f"{v:>10}"

@@ -33,6 +33,9 @@ class RunError(GroundupError):
 
 
 class DivergenceError(GroundupError):
-    """The loss became NaN or infinite during training (exit code 1)."""
+    """The loss became NaN or infinite during training (exit code 1).
+
+    `what` says where (epoch, batch, learning rate), without the advice."""
 
     exit_code = 1
+    what = ""

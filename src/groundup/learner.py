@@ -358,11 +358,15 @@ class Learner:
         assert self.opt is not None
         where = where or f"batch {self.batch + 1}"
         kept = f"after epoch {self.epoch_count}" if self.epoch_count else "before training"
-        raise DivergenceError(
+        what = (
             f"the loss became {value} at epoch {self.epoch_count + 1}, {where}, "
-            f"with learning rate {self.opt.lr:g}: try a smaller --lr "
-            f"(the weights are kept as they were {kept})"
+            f"with learning rate {self.opt.lr:g}"
         )
+        err = DivergenceError(
+            f"{what}: try a smaller learning rate (the weights are kept as they were {kept})"
+        )
+        err.what = what  # for a caller that words the advice its own way (the CLI)
+        raise err
 
     def __repr__(self) -> str:
         return (

@@ -27,6 +27,14 @@ class _Parser(argparse.ArgumentParser):
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         raise SystemExit(2)
 
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        ns, rest = super().parse_known_args(args, namespace)
+        # remember the deepest command that parsed ("groundup data info"), so that a
+        # usage error found later, by the handler, reads like argparse's own
+        if len(self.prog) > len(getattr(ns, "prog_", "")):
+            ns.prog_ = self.prog
+        return ns, rest
+
 
 def build_parser() -> argparse.ArgumentParser:
     import importlib
@@ -60,14 +68,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)  # no command given: a usage error, so on stderr
         return 2
     try:
         return int(args.handler(args) or 0)
     except GroundupError as err:
         if args.debug:
             raise
-        sys.stderr.write(f"groundup: error: {err}\n")
+        if err.exit_code == 2:  # a usage error: as argparse words its own
+            prog = getattr(args, "prog_", "groundup")
+            sys.stderr.write(f"{prog}: error: {err} (see '{prog} --help')\n")
+        else:
+            sys.stderr.write(f"groundup: error: {err}\n")
         return err.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("groundup: interrupted\n")

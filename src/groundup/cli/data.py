@@ -349,7 +349,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             counts = np.bincount(labels, minlength=10)
             per_digit = "  ".join(f"{d}: {n:,}" for d, n in enumerate(counts) if n)
             tree.add(f"{split}: {len(labels):,} images; per digit  {per_digit}")
-    _console().print(tree)
+    _console().print(tree, soft_wrap=True)  # soft_wrap: a long path is not cut mid-word
     return 0
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from groundup.cli import add_debug
 from groundup.config import MODEL_NAMES, TrainConfig
-from groundup.errors import UsageError
+from groundup.errors import DivergenceError, UsageError
 
 if TYPE_CHECKING:
     from groundup.distributed import Worker
@@ -43,7 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, help="run directory to write (default: runs/<time>-<model>)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch table")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors: no progress bar, table or summary "
+        "(--json prints the result as one line instead)",
+    )
     p.add_argument(
         "--report", action="store_true", help="also write RUN_DIR/report.html (see groundup report)"
     )
@@ -99,7 +104,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="linear", choices=MODEL_NAMES, help="default: linear")
     g.add_argument(
-        "--hidden", type=int, metavar="N",
+        "--hidden",
+        type=int,
+        metavar="N",
         help="hidden width of 'net' (default: 30 for a pair; 256,128 for more classes)",
     )
     g.add_argument(
@@ -115,12 +122,14 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("training")
     g.add_argument(
-        "--epochs", type=int,
+        "--epochs",
+        type=int,
         help="default: a pair 20 (linear) or 40 (net); ten digits 20/40/20 for linear/net/cnn, "
         "8/15/6 on a large set such as Fashion-MNIST",
     )
     g.add_argument(
-        "--lr", type=_lr,
+        "--lr",
+        type=_lr,
         help="learning rate (default: a pair 1.0 linear, 0.1 net; ten digits 0.01 linear/cnn, "
         "0.003 net)",
     )
@@ -131,11 +140,13 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         help="gradient descent: one step per epoch on the whole training set (default: SGD)",
     )
     g.add_argument(
-        "--opt", choices=("sgd", "momentum", "adam"),
+        "--opt",
+        choices=("sgd", "momentum", "adam"),
         help="optimizer (default: sgd for a pair, adam for more classes)",
     )
     g.add_argument(
-        "--schedule", choices=("constant", "one-cycle"),
+        "--schedule",
+        choices=("constant", "one-cycle"),
         help="learning-rate schedule (default: constant for a pair, one-cycle for more classes)",
     )
     g.add_argument(
@@ -145,9 +156,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         help="randomly shift, rotate and scale training batches",
     )
     g.add_argument("--seed", type=int, default=0, help="seeds weights and shuffles (default 0)")
-    g.add_argument(
-        "--device", default="auto", help="auto (a GPU if present), cpu, cuda or mps"
-    )
+    g.add_argument("--device", default="auto", help="auto (a GPU if present), cpu, cuda or mps")
 
     g = p.add_argument_group("stopping")
     g.add_argument("--target-accuracy", type=float, metavar="A", help="stop at this accuracy")
@@ -184,8 +193,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
     if args.hidden is not None and args.layers is not None:
         raise UsageError("give --hidden or --layers, not both")
-    hidden = args.layers if args.layers is not None else (
-        [args.hidden] if args.hidden is not None else None
+    if (args.hidden is not None or args.layers is not None) and args.model != "net":
+        flag = "--hidden" if args.hidden is not None else "--layers"
+        raise UsageError(
+            f"{flag} sets the hidden widths of --model net; --model {args.model} has none"
+        )
+    hidden = (
+        args.layers
+        if args.layers is not None
+        else ([args.hidden] if args.hidden is not None else None)
     )
     config = TrainConfig(
         data=args.data,
@@ -283,25 +299,41 @@ def _train(
     # the weights before training, kept in the run so a report can show what changed
     init_state = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
     start = time.perf_counter()
-    learn.fit(config.epochs, config.lr)
+    try:
+        learn.fit(config.epochs, config.lr)
+    except DivergenceError as err:
+        kept = (
+            f"; {args.out} is left as it was"
+            if args.out is not None and Path(args.out).exists()
+            else ""
+        )
+        raise DivergenceError(
+            f"{err.what or err}: try a smaller --lr (nothing was saved{kept})"
+        ) from err
     seconds = time.perf_counter() - start
     if not main:
         return 0
+    claimed = args.out is None
     out = args.out or _new_run_dir(config.model)
     source = learn.dls.source
     if Path(source).exists():  # a folder: keep it findable from any working directory
         source = str(Path(source).resolve())
-    save_run(
-        out,
-        learn.model,
-        model_spec(config),
-        config.digits,
-        source,
-        learn.history,
-        config.to_dict(),
-        extra={"distributed": {"workers": world_size, "backend": backend}} if worker else None,
-        init_state=init_state,
-    )
+    try:
+        save_run(
+            out,
+            learn.model,
+            model_spec(config),
+            config.digits,
+            source,
+            learn.history,
+            config.to_dict(),
+            extra={"distributed": {"workers": world_size, "backend": backend}} if worker else None,
+            init_state=init_state,
+        )
+    except BaseException:
+        if claimed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # the name we claimed, still empty: leave nothing behind
+        raise
     report = None
     if args.report:
         from groundup.report import write_report
@@ -334,13 +366,20 @@ def _train(
 
 
 def _new_run_dir(model: str) -> Path:
-    """runs/<date>-<time>-<model>, with -2, -3, ... if two runs start in the same second."""
+    """runs/<date>-<time>-<model>, with -2, -3, ... if two runs end in the same second.
+
+    The name is claimed by creating the (empty) folder, which only one process can do,
+    so two runs started together cannot both pick it and overwrite each other."""
     base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{model}"
+    base.parent.mkdir(parents=True, exist_ok=True)
     out, k = base, 1
-    while out.exists():
-        k += 1
-        out = base.with_name(f"{base.name}-{k}")
-    return out
+    while True:
+        try:
+            out.mkdir()
+            return out
+        except FileExistsError:
+            k += 1
+            out = base.with_name(f"{base.name}-{k}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
