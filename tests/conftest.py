@@ -101,16 +101,12 @@ def linear_run(tmp_path_factory, pair_sets) -> tuple[Path, list[dict]]:
 def cli(capsys, monkeypatch):
     """Run `groundup ARGS` in this process (no new interpreter to import torch again):
     gives its returncode, stdout and stderr, as subprocess.run would."""
-    from groundup.cli import main
+    from helpers_cli import run_cli
 
     def run(*args: str, cwd=None) -> SimpleNamespace:
         if cwd is not None:
             monkeypatch.chdir(cwd)
-        try:
-            code = main(list(args))
-        except SystemExit as exit:  # argparse's usage errors
-            code = exit.code
-        out, err = capsys.readouterr()
+        code, out, err = run_cli(capsys, *args)
         return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
     return run

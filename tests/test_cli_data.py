@@ -20,6 +20,7 @@ from groundup.cli import data as cli_data
 from groundup.cli import main
 from groundup.errors import DataError
 from groundup.sources import load_source
+from helpers_cli import run_cli as run
 from helpers_data import local_server, require_fashion, synthetic_raw, write_idx_dir
 
 
@@ -42,16 +43,6 @@ def folder_29(tmp_path_factory, module_xdg) -> Path:
         mp.setenv("XDG_CACHE_HOME", str(module_xdg))
         assert main(["data", "export", "--digits", "2", "9", "--to", str(dest)]) == 0
     return dest
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    """Run the CLI; return (exit code, stdout, stderr). argparse errors exit via SystemExit."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exit:
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(err: str, *fragments: str) -> None:

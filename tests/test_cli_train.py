@@ -14,19 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from groundup.cli import main
+from helpers_cli import run_cli as cli
 
 EPOCH_KEYS = ["epoch", "train_loss", "valid_loss", "accuracy", "seconds"]
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run `groundup ARGS` in this process: (exit code, stdout, stderr)."""
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse's errors and --help
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -126,51 +126,18 @@ def test_cnn_layers_follow_the_scheme(scheme):
     assert bias_zero == (scheme != "normal")
 
 
-def test_cli_warns_about_zeros_in_a_hidden_layer(tmp_path):
-    import contextlib
-    import io
+def test_cli_warns_about_zeros_in_a_hidden_layer(cli, tmp_path):
+    def train_zeros(model: str, out: str):
+        return cli(
+            "train", "--model", model, "--init", "zeros", "--epochs", "1", "--quiet",
+            "--device", "cpu", "--out", str(tmp_path / out),
+        )  # fmt: skip
 
-    from groundup.cli import main
-
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(
-            [
-                "train",
-                "--model",
-                "net",
-                "--init",
-                "zeros",
-                "--epochs",
-                "1",
-                "--quiet",
-                "--device",
-                "cpu",
-                "--out",
-                str(tmp_path / "run"),
-            ]
-        )
-    assert code == 0
-    message = err.getvalue()
+    net = train_zeros("net", "run")
+    assert net.returncode == 0
+    message = net.stderr
     assert "symmetry" in message and "same gradient" in message
     assert message.count("\n") == 1  # one line
 
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        main(
-            [
-                "train",
-                "--model",
-                "linear",
-                "--init",
-                "zeros",
-                "--epochs",
-                "1",
-                "--quiet",
-                "--device",
-                "cpu",
-                "--out",
-                str(tmp_path / "run2"),
-            ]
-        )
-    assert err.getvalue() == ""  # one layer has no hidden units to be symmetric
+    linear = train_zeros("linear", "run2")
+    assert linear.stderr == ""  # one layer has no hidden units to be symmetric
