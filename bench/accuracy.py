@@ -154,7 +154,7 @@ def write_results(rows: list[dict[str, Any]], path: Path) -> None:
     sys.path.insert(0, str(BENCH_DIR.parent / "src"))
     import torch
 
-    from groundup.runs import atomic_write_bytes
+    from groundup.runs.saved import atomic_write_bytes
 
     doc = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from groundup.sources import SYSTEM_LOCATIONS, load_source
+from groundup.data.sources import SYSTEM_LOCATIONS, load_source
 
 TARGETS = {"sample, second load": 0.100, "Fashion-MNIST IDX, 70k images": 1.5}
 

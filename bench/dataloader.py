@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import BatchSampler, RandomSampler, TensorDataset
 from torch.utils.data import DataLoader as TorchLoader
 
-from groundup.data import DataLoader
+from groundup.data.tensors import DataLoader
 from run import interleave, median, pair_ratio
 
 TARGET = 5.0  # torch loader time / our loader time, at least

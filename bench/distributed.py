@@ -69,10 +69,10 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
     """Train, timing `fit` after one warm-up epoch; rank 0 writes the figures to `out`."""
     import torch
 
-    import groundup.learner
+    import groundup.learn.learner
     from groundup import distributed
-    from groundup.config import TrainConfig
-    from groundup.training import make_learner
+    from groundup.runs.config import TrainConfig
+    from groundup.runs.training import make_learner
 
     torch.set_num_threads(threads)
     who = distributed.worker_from_env(os.environ)
@@ -80,7 +80,7 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
     if world_size > 1:
         distributed.init_distributed(who, "cpu", timeout_s=120)
     exchange = [0.0]  # seconds spent in all_reduce_gradients on this worker
-    reduce = groundup.learner.all_reduce_gradients
+    reduce = groundup.learn.learner.all_reduce_gradients
 
     def timed_reduce(params: Any, n_rows: int) -> int:
         start = time.perf_counter()
@@ -88,7 +88,7 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
         exchange[0] += time.perf_counter() - start
         return total
 
-    groundup.learner.all_reduce_gradients = timed_reduce
+    groundup.learn.learner.all_reduce_gradients = timed_reduce
     try:
         config = TrainConfig(data=data, **SETTINGS)
         learn = make_learner(config, rank=rank, world_size=world_size)
@@ -252,7 +252,7 @@ def run(smoke: bool = False) -> list[dict[str, Any]]:
 
 
 def _write(result: dict[str, Any]) -> None:
-    from groundup.runs import atomic_write_bytes
+    from groundup.runs.saved import atomic_write_bytes
 
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
               "load_avg": list(os.getloadavg()), "limit": LIMIT_NOTE, **result}

@@ -86,9 +86,9 @@ def child(smoke: bool) -> list[dict[str, Any]]:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from groundup.data import DataLoaders
-    from groundup.losses import batch_accuracy, cross_entropy, mnist_loss
-    from groundup.models import linear_model, mlp, simple_net
+    from groundup.data.tensors import DataLoaders
+    from groundup.learn.losses import batch_accuracy, cross_entropy, mnist_loss
+    from groundup.learn.models import linear_model, mlp, simple_net
     from loop import hand_fit, learner_fit
     from run import Context, interleave, median, pair_ratio
 

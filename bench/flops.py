@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from groundup.data import DataLoaders
-from groundup.losses import cross_entropy
-from groundup.models import Linear, mlp
+from groundup.data.tensors import DataLoaders
+from groundup.learn.losses import cross_entropy
+from groundup.learn.models import Linear, mlp
 from loop import hand_fit, learner_fit
 from run import interleave, median, pair_ratio
 

@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from groundup.data import DataLoaders
-from groundup.learner import Learner
-from groundup.losses import batch_accuracy, cross_entropy, mnist_loss
-from groundup.models import linear_model, mlp, simple_net
-from groundup.optim import Adam, BasicOptim
+from groundup.data.tensors import DataLoaders
+from groundup.learn.learner import Learner
+from groundup.learn.losses import batch_accuracy, cross_entropy, mnist_loss
+from groundup.learn.models import linear_model, mlp, simple_net
+from groundup.learn.optim import Adam, BasicOptim
 from run import interleave, median, pair_ratio
 
 TARGET = 1.10  # Learner time / hand-loop time
@@ -34,9 +34,9 @@ TARGET = 1.10  # Learner time / hand-loop time
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's shuffle in groundup's DataLoader (seed + epoch before it
     mixed the two)."""
-    import groundup.data
+    import groundup.data.tensors
 
-    mix = getattr(groundup.data, "_epoch_seed", None)
+    mix = getattr(groundup.data.tensors, "_epoch_seed", None)
     return mix(seed, epoch) if mix is not None else seed + epoch
 
 Loss = Callable[[Tensor, Tensor], Tensor]

@@ -76,7 +76,7 @@ class Context:
         """
         key = (source, tuple(digits) if not isinstance(digits, str) else digits)
         if key not in self._data:
-            from groundup.data import load_data
+            from groundup.data.tensors import load_data
 
             dls = load_data(source, digits)
             self._data[key] = (dls.train.dataset, dls.valid.dataset)
@@ -362,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": rows,
         "errors": errors,
     }
-    from groundup.runs import atomic_write_bytes
+    from groundup.runs.saved import atomic_write_bytes
 
     atomic_write_bytes(args.out, (json.dumps(report, indent=2) + "\n").encode())
     print(format_table(rows, machine))

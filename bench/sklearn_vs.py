@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
-from groundup.callbacks import TargetAccuracy
-from groundup.data import DataLoaders
-from groundup.learner import Learner
-from groundup.losses import batch_accuracy, cross_entropy
-from groundup.models import mlp
-from groundup.optim import Adam
+from groundup.data.tensors import DataLoaders
+from groundup.learn.callbacks import TargetAccuracy
+from groundup.learn.learner import Learner
+from groundup.learn.losses import batch_accuracy, cross_entropy
+from groundup.learn.models import mlp
+from groundup.learn.optim import Adam
 from run import interleave, median, pair_ratio
 
 TARGET_ACCURACY = 0.85

@@ -46,8 +46,8 @@ import matplotlib
 import torch
 from IPython.display import HTML, display
 
-from groundup import figures
-from groundup.sources import load_source
+from groundup.show import figures
+from groundup.data.sources import load_source
 
 matplotlib.rcParams["figure.dpi"] = 80    # smaller pictures, a lighter notebook file
 torch.manual_seed(0)
@@ -86,7 +86,7 @@ when it is closer to the mean 2 than to the mean 9. Any model we train has to do
 better than this. The validation images were kept aside: the model never sees them
 while it learns, so they tell us how it does on digits it has not met."""),
     ("py", """\
-from groundup.data import load_data
+from groundup.data.tensors import load_data
 
 dls = load_data("sample", (2, 9))    # 800 training and 200 validation images
 valid = dls.valid.dataset
@@ -267,7 +267,7 @@ The confusion matrix counts, for each true digit, what the model said; the
 diagonal is right. Then the images the model got wrong while being most sure,
 the ones with the highest loss."""),
     ("py", """\
-from groundup.evaluate import confusion_matrix
+from groundup.runs.evaluate import confusion_matrix
 
 probs = figures.class_probabilities(net_learn.get_preds()[0])    # (200, 2)
 true = valid.class_index()                                        # (200,): 0 for a 2
@@ -287,7 +287,7 @@ groundup train --model net --report
 ```"""),
     ("py", """\
 from groundup import load_run, save_run
-from groundup.models import ModelSpec
+from groundup.learn.models import ModelSpec
 
 save_run("runs/notebook-net", net, ModelSpec(name="net"), (2, 9), "sample", net_learn.history)
 run = load_run("runs/notebook-net")

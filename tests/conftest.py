@@ -40,14 +40,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def sample_raw():
-    from groundup.sources import load_source
+    from groundup.data.sources import load_source
 
     return load_source("sample")
 
 
 @pytest.fixture(scope="session")
 def pair_sets(sample_raw):
-    from groundup.data import Dataset, to_tensors
+    from groundup.data.tensors import Dataset, to_tensors
 
     digits = (2, 9)
     raw = sample_raw
@@ -58,7 +58,7 @@ def pair_sets(sample_raw):
 
 @pytest.fixture
 def make_dls(pair_sets) -> Callable[..., object]:
-    from groundup.data import DataLoaders
+    from groundup.data.tensors import DataLoaders
 
     def make(batch_size: int = 256, seed: int = 0):
         train, valid = pair_sets
@@ -75,10 +75,10 @@ def dls_pair(make_dls):
 @pytest.fixture(scope="session")
 def linear_run(tmp_path_factory, pair_sets) -> tuple[Path, list[dict]]:
     """(run directory, history) of `TrainConfig()` trained on the sample and saved."""
-    from groundup.config import TrainConfig
-    from groundup.data import DataLoaders
-    from groundup.runs import save_run
-    from groundup.training import make_learner, model_spec
+    from groundup.data.tensors import DataLoaders
+    from groundup.runs.config import TrainConfig
+    from groundup.runs.saved import save_run
+    from groundup.runs.training import make_learner, model_spec
 
     config = TrainConfig(device="cpu")
     dls = DataLoaders.from_datasets(*pair_sets, source="sample")

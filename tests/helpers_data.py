@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from groundup import idx
-from groundup.sources import IDX_FILES, RawData
+from groundup.data import idx
+from groundup.data.sources import IDX_FILES, RawData
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from groundup.augment import Augment, augment_batch, random_affine
-from groundup.learner import Learner
-from groundup.models import linear_model
+from groundup.learn.augment import Augment, augment_batch, random_affine
+from groundup.learn.learner import Learner
+from groundup.learn.models import linear_model
 
 
 def _theta(angle_deg: float = 0.0, dx_px: float = 0.0, dy_px: float = 0.0, zoom: float = 1.0):
@@ -106,7 +106,7 @@ def test_callback_replaces_training_batches_only(make_dls):
     # validation sees the untouched images: evaluate gives the same as a plain pass
     loss, metrics = learn.evaluate(learn.dls.valid)
     valid = learn.dls.valid.dataset
-    from groundup.losses import batch_accuracy
+    from groundup.learn.losses import batch_accuracy
 
     with torch.no_grad():
         assert metrics["accuracy"] == pytest.approx(
@@ -125,7 +125,7 @@ def test_same_seed_same_augmentation(make_dls):
 
 
 def test_defaults_on_for_ten_digit_nets_only():
-    from groundup.config import TrainConfig
+    from groundup.runs.config import TrainConfig
 
     ten = tuple(range(10))
     assert TrainConfig(digits=ten, model="net").resolved().augment is True

@@ -10,10 +10,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from groundup.callbacks import EarlyStopping, EpochPrinter, OneCycle, ProgressBar, TargetAccuracy
-from groundup.learner import Learner
-from groundup.losses import mnist_loss
-from groundup.models import linear_model
+from groundup.learn.callbacks import (
+    EarlyStopping,
+    EpochPrinter,
+    OneCycle,
+    ProgressBar,
+    TargetAccuracy,
+)
+from groundup.learn.learner import Learner
+from groundup.learn.losses import mnist_loss
+from groundup.learn.models import linear_model
 
 
 def test_target_accuracy_stops_at_the_first_epoch_reaching_it(dls_pair):
@@ -119,7 +125,7 @@ def test_epoch_printer_prints_a_header_and_a_row_per_epoch(dls_pair, width):
 
 
 def test_epoch_table_cells_stay_ten_wide_for_a_diverging_loss():
-    from groundup.callbacks import _cell
+    from groundup.learn.callbacks import _cell
 
     for value in (0.0289, 12345.6789, 2366026918787987184547270754304.0, -3.5e7, 40):
         cell = _cell(value)

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from groundup import fetch as fetch_module
-from groundup import idx, sources
 from groundup.cli import data as cli_data
 from groundup.cli import main
+from groundup.data import fetch as fetch_module
+from groundup.data import idx, sources
+from groundup.data.sources import load_source
 from groundup.errors import DataError
-from groundup.sources import load_source
 from helpers_cli import run_cli as run
 from helpers_data import local_server, require_fashion, synthetic_raw, write_idx_dir
 

@@ -72,17 +72,17 @@ def test_quiet_prints_nothing(capsys, tmp_path):
 def test_progress_bar_only_on_a_terminal_and_not_quiet(
     capsys, tmp_path, monkeypatch, flags, tty, bar
 ):
-    import groundup.training
-    from groundup.callbacks import ProgressBar
+    import groundup.runs.training
+    from groundup.learn.callbacks import ProgressBar
 
     seen = []
-    real = groundup.training.make_learner
+    real = groundup.runs.training.make_learner
 
     def spy(config, *args, **kwargs):
         seen.extend(kwargs.get("cbs", ()))
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(groundup.training, "make_learner", spy)
+    monkeypatch.setattr(groundup.runs.training, "make_learner", spy)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
     code, _, _ = cli(capsys, "train", "--epochs", "1", "--out", str(tmp_path / "r"), *flags)
     assert code == 0
@@ -153,7 +153,7 @@ def test_patience_stops_when_valid_loss_stalls(capsys, tmp_path):
 
 
 def test_full_batch_takes_one_step_per_epoch(capsys, tmp_path, monkeypatch):
-    from groundup.optim import BasicOptim
+    from groundup.learn.optim import BasicOptim
 
     steps = []
     real_step = BasicOptim.step
@@ -200,7 +200,7 @@ def _user_style(digit_image: np.ndarray, path: Path) -> Path:
 
 def _a_clear_two(run_dir: Path, sample_raw) -> np.ndarray:
     """The first validation 2 the model calls a 2 with probability above 0.95."""
-    from groundup.runs import load_run
+    from groundup.runs.saved import load_run
 
     run = load_run(run_dir)
     for img in sample_raw.valid_images[sample_raw.valid_labels == 2]:

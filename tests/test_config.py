@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from groundup.config import TrainConfig
 from groundup.errors import UsageError
+from groundup.runs.config import TrainConfig
 
 
 def test_pair_defaults_are_the_articles_loop():

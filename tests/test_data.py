@@ -11,7 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groundup.data import (
+from groundup.data.sources import RawData
+from groundup.data.tensors import (
     DataLoader,
     DataLoaders,
     Dataset,
@@ -22,7 +23,6 @@ from groundup.data import (
     to_tensors,
 )
 from groundup.errors import DataError, UsageError
-from groundup.sources import RawData
 
 # -- to_tensors: the article's x and y --------------------------------------------------------
 

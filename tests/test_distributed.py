@@ -24,9 +24,9 @@ import pytest
 import torch
 
 from groundup import distributed
-from groundup.config import TrainConfig
 from groundup.distributed import DistributedError, Worker
 from groundup.errors import UsageError
+from groundup.runs.config import TrainConfig
 from helpers_net import free_port
 
 # Each scenario trains with 2 workers and with 1 process, and must end with the same
@@ -151,7 +151,7 @@ def test_sigterm_becomes_an_error_then_the_old_handler_returns() -> None:
 
 
 def test_wrap_ddp_refuses_our_own_models() -> None:
-    from groundup.models import simple_net
+    from groundup.learn.models import simple_net
 
     with pytest.raises(UsageError, match="torch.nn.Module"):
         distributed.wrap_ddp(simple_net())
@@ -164,8 +164,8 @@ def _spawned_worker(rank: int, port: int, out_dir: str) -> None:
     """One of two workers: the hand-worked all-reduce cases, then every scenario."""
     from safetensors.torch import save_file
 
-    from groundup.optim import all_reduce_gradients
-    from groundup.training import make_learner
+    from groundup.learn.optim import all_reduce_gradients
+    from groundup.runs.training import make_learner
 
     torch.set_num_threads(1)
     distributed.init_distributed(Worker(rank, 2, 0, "127.0.0.1", port), "cpu", timeout_s=60)
@@ -211,7 +211,7 @@ def _gradient(model: Any, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) 
 
 def _ddp_gradients(rank: int) -> dict[str, list[float]]:
     """Worker 0 holds row 0, worker 1 rows 1-2: the gradient each way of combining."""
-    from groundup.optim import all_reduce_gradients
+    from groundup.learn.optim import all_reduce_gradients
 
     net, x, y = _toy_problem()
     rows = slice(0, 1) if rank == 0 else slice(1, 3)
@@ -270,7 +270,7 @@ def test_two_workers_give_the_weights_of_one_process(two_workers: Any, name: str
     the weights of 1 process at batch 256; also with uneven and empty shares."""
     from safetensors.torch import load_file
 
-    from groundup.training import make_learner
+    from groundup.runs.training import make_learner
 
     out, results = two_workers
     learn = make_learner(TrainConfig(device="cpu", **SCENARIOS[name]))
@@ -299,9 +299,9 @@ def test_two_workers_give_the_weights_of_one_process(two_workers: Any, name: str
 def test_torchrun_train_prints_and_saves_once_with_the_accuracy_of_one_process(
     tmp_path: Path,
 ) -> None:
-    from groundup.evaluate import evaluate_run
-    from groundup.runs import load_run
-    from groundup.training import train
+    from groundup.runs.evaluate import evaluate_run
+    from groundup.runs.saved import load_run
+    from groundup.runs.training import train
 
     args = ["-m", "groundup", "train", "--model", "net", "--epochs", "3", "--out", "run",
             "--dist-timeout", "60"]
@@ -330,7 +330,7 @@ def test_torchrun_train_prints_and_saves_once_with_the_accuracy_of_one_process(
 
 DYING_WORKER = """
 import os, sys
-from groundup import learner
+from groundup.learn import learner
 from groundup.cli import main
 
 if os.environ["RANK"] == "1":  # worker 1 dies in the middle of epoch 2, without a word
@@ -347,8 +347,8 @@ sys.exit(main())
 
 
 def test_a_dying_worker_ends_the_run_with_one_clear_line(tmp_path: Path) -> None:
-    from groundup.models import ModelSpec, build_model
-    from groundup.runs import load_run, save_run
+    from groundup.learn.models import ModelSpec, build_model
+    from groundup.runs.saved import load_run, save_run
 
     out = tmp_path / "run"
     save_run(out, build_model(ModelSpec()), ModelSpec(), (2, 9), "sample")  # an earlier run

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from groundup.evaluate import confusion_matrix, evaluate_run
-from groundup.runs import load_run
+from groundup.runs.evaluate import confusion_matrix, evaluate_run
+from groundup.runs.saved import load_run
 
 
 def test_confusion_matrix_by_hand():

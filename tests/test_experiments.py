@@ -9,9 +9,9 @@ import statistics
 import pytest
 import torch
 
-from groundup.config import TrainConfig
 from groundup.errors import UsageError
-from groundup.experiments import (
+from groundup.runs.config import TrainConfig
+from groundup.runs.experiments import (
     Comparison,
     LRFind,
     Trial,
@@ -66,7 +66,7 @@ def test_compare_inits_over_seeds(make_dls):
     # the article's std-1.0 start sits in the sigmoid's flat tails; a scaled one does not
     assert kaiming["accuracy_mean"] > normal["accuracy_mean"]
     # each run is the same as training that config alone: same seed, same result
-    from groundup.training import make_learner
+    from groundup.runs.training import make_learner
 
     learn = make_learner(TrainConfig(epochs=2, device="cpu", seed=1), dls=make_dls(seed=1))
     learn.fit(2, learn.config.lr)
@@ -86,8 +86,8 @@ def test_compare_full_batch_takes_one_step_per_epoch(make_dls):
         def after_batch(self, learn):
             self.n += 1
 
-    from groundup.experiments import _with_setting
-    from groundup.training import make_learner
+    from groundup.runs.experiments import _with_setting
+    from groundup.runs.training import make_learner
 
     for value in ("full", 32):
         counter = CountSteps()
@@ -103,8 +103,8 @@ def test_compare_refuses_unknown_setting(make_dls):
 
 
 def test_lr_find_sweeps_stops_and_restores(sample_raw):
-    from groundup.data import DataLoaders, Dataset, to_tensors
-    from groundup.training import make_learner
+    from groundup.data.tensors import DataLoaders, Dataset, to_tensors
+    from groundup.runs.training import make_learner
 
     digits = (0, 1, 2, 3)
     raw = sample_raw

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from groundup import fetch as fetch_module
+from groundup.data import fetch as fetch_module
+from groundup.data.fetch import fetch
+from groundup.data.sources import load_source
 from groundup.errors import DataError, UsageError
-from groundup.fetch import fetch
-from groundup.sources import load_source
 from helpers_data import cut_after, local_server, synthetic_raw, write_idx_dir
 
 

@@ -13,10 +13,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis.extra.numpy import arrays
 
-from groundup import figures as F
 from groundup.errors import UsageError
-from groundup.evaluate import confusion_matrix
-from groundup.models import Linear, simple_net
+from groundup.learn.models import Linear, simple_net
+from groundup.runs.evaluate import confusion_matrix
+from groundup.show import figures as F
 
 
 def _images(fig):
@@ -290,6 +290,6 @@ def test_save_figure_writes_png_or_svg_by_suffix(tmp_path):
 
 
 def test_importing_figures_does_not_import_matplotlib():
-    code = "import sys, groundup.figures; print('matplotlib' in sys.modules)"
+    code = "import sys, groundup.show.figures; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

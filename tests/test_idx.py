@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from groundup import idx
+from groundup.data import idx
 from groundup.errors import DataError
 
 shapes = st.lists(st.integers(0, 6), min_size=1, max_size=4).map(tuple)

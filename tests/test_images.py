@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from groundup.data.images import CENTRE, prepare_digit, read_image
 from groundup.errors import DataError
-from groundup.images import CENTRE, prepare_digit, read_image
 
 # --- a real MNIST digit to prepare -----------------------------------------------------
 
@@ -17,7 +17,7 @@ from groundup.images import CENTRE, prepare_digit, read_image
 @pytest.fixture(scope="module")
 def mnist_digits(tmp_path_factory) -> np.ndarray:
     """Some real MNIST digits (the bundled sample), uint8 (N, 28, 28)."""
-    from groundup.sources import load_sample
+    from groundup.data.sources import load_sample
 
     raw = load_sample(cache=tmp_path_factory.mktemp("cache"))
     return raw.valid_images[::50]  # 20 digits, two of each class

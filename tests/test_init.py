@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from groundup.errors import UsageError
-from groundup.init import SCHEMES, init_bias, init_weights
-from groundup.models import cnn, mlp
+from groundup.learn.init import SCHEMES, init_bias, init_weights
+from groundup.learn.models import cnn, mlp
 
 FAN_IN, FAN_OUT = 784, 256  # 200k weights: the sample std is within ~0.5% of the true one
 
@@ -64,8 +64,8 @@ def _train_a_few_steps(net, steps: int = 30) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(64, 784, generator=g)  # (64, 784)
     y = torch.randint(0, 3, (64,), generator=g)  # (64,)
-    from groundup.losses import cross_entropy
-    from groundup.optim import BasicOptim
+    from groundup.learn.losses import cross_entropy
+    from groundup.learn.optim import BasicOptim
 
     opt = BasicOptim(net.parameters(), lr=0.5)
     for _ in range(steps):

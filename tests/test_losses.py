@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groundup.losses import (
+from groundup.learn.losses import (
     accuracy_gradient,
     batch_accuracy,
     cross_entropy,
@@ -18,7 +18,7 @@ from groundup.losses import (
     mnist_loss_grad_linear,
     sigmoid,
 )
-from groundup.steps import calc_grad, init_params, linear1
+from groundup.learn.steps import calc_grad, init_params, linear1
 
 finite32 = st.floats(allow_nan=False, allow_infinity=False, width=32)  # any float32 value
 

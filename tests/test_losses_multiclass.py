@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groundup.losses import batch_accuracy, cross_entropy
+from groundup.learn.losses import batch_accuracy, cross_entropy
 
 
 def test_cross_entropy_by_hand():

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from groundup.errors import UsageError
-from groundup.init import SCHEMES, init_bias, init_weights
-from groundup.losses import mnist_loss
-from groundup.models import (
+from groundup.learn.init import SCHEMES, init_bias, init_weights
+from groundup.learn.losses import mnist_loss
+from groundup.learn.models import (
     Linear,
     ModelSpec,
     Module,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from groundup.config import MODEL_NAMES, TrainConfig
-from groundup.data import DataLoaders, Dataset, to_tensors
-from groundup.models import MODELS, MeanClassifier, ModelSpec, build_model, cnn, fit_means
+from groundup.data.tensors import DataLoaders, Dataset, to_tensors
+from groundup.learn.models import MODELS, MeanClassifier, ModelSpec, build_model, cnn, fit_means
+from groundup.runs.config import MODEL_NAMES, TrainConfig
 
 
 def test_every_model_name_has_a_builder():
@@ -61,7 +61,7 @@ def test_mean_trains_in_one_pass_through_the_learner(sample_raw):
     raw = sample_raw
     train = Dataset(*to_tensors(raw.train_images, raw.train_labels, digits), digits, "train")
     valid = Dataset(*to_tensors(raw.valid_images, raw.valid_labels, digits), digits, "valid")
-    from groundup.training import make_learner
+    from groundup.runs.training import make_learner
 
     learn = make_learner(
         TrainConfig(digits=digits, model="mean", device="cpu"),
@@ -78,7 +78,7 @@ def test_mean_trains_in_one_pass_through_the_learner(sample_raw):
 
 @pytest.mark.parametrize("name", ["mean", "cnn"])
 def test_save_and_load_round_trip(tmp_path, name):
-    from groundup.runs import load_run, save_run
+    from groundup.runs.saved import load_run, save_run
 
     torch.manual_seed(0)
     spec = ModelSpec(name, n_out=3)
@@ -94,7 +94,7 @@ def test_save_and_load_round_trip(tmp_path, name):
 
 
 def test_three_digits_train_with_softmax(sample_raw):
-    from groundup.training import make_learner
+    from groundup.runs.training import make_learner
 
     digits = (3, 5, 8)
     raw = sample_raw
@@ -130,7 +130,7 @@ def test_cli_bad_layers_is_one_line_exit_2(cli):
 
 def test_cli_digit_the_data_lacks_is_one_line_exit_1(cli, tmp_path):
     """A data folder with digits 0-2 only, asked for 0 1 7."""
-    from groundup.idx import write_idx
+    from groundup.data.idx import write_idx
 
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 30), ("t10k", 9)):
@@ -146,7 +146,7 @@ def test_cli_digit_the_data_lacks_is_one_line_exit_1(cli, tmp_path):
 
 
 def test_ten_class_defaults_depend_on_the_training_set_size():
-    from groundup.config import LARGE_TRAIN, TEN_CLASS_DEFAULTS
+    from groundup.runs.config import LARGE_TRAIN, TEN_CLASS_DEFAULTS
 
     ten = tuple(range(10))
     for model, (small_epochs, large_epochs, lr) in TEN_CLASS_DEFAULTS.items():

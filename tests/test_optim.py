@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from groundup.errors import UsageError
-from groundup.optim import OPTIMIZERS, SGD, Adam, BasicOptim, Momentum
+from groundup.learn.optim import OPTIMIZERS, SGD, Adam, BasicOptim, Momentum
 
 
 def _problem(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:

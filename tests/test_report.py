@@ -14,15 +14,15 @@ import pytest
 import torch
 
 from groundup.cli import main
-from groundup.report import SECTIONS, initial_model, view_run
-from groundup.runs import INIT_WEIGHTS, load_init_state, load_run
+from groundup.runs.saved import INIT_WEIGHTS, load_init_state, load_run
+from groundup.show.report import SECTIONS, initial_model, view_run
 
 
 def _train(out: Path, **settings) -> Path:
     """Train and save a run as `groundup train` does, initial weights included."""
-    from groundup.config import TrainConfig
-    from groundup.runs import save_run
-    from groundup.training import make_learner, model_spec
+    from groundup.runs.config import TrainConfig
+    from groundup.runs.saved import save_run
+    from groundup.runs.training import make_learner, model_spec
 
     learn = make_learner(TrainConfig(device="cpu", **settings))
     init = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
@@ -94,8 +94,8 @@ def test_report_loads_nothing_from_the_network(linear_report):
 
 
 def test_report_numbers_agree_with_the_run(linear_dir, linear_report):
-    from groundup.evaluate import evaluate_run
-    from groundup.report import confusion
+    from groundup.runs.evaluate import evaluate_run
+    from groundup.show.report import confusion
 
     run = load_run(linear_dir)
     final = run.meta["history"][-1]["accuracy"]
@@ -136,7 +136,7 @@ def test_initial_weights_are_saved_and_the_seed_rebuilds_them(linear_dir, net_di
 
 
 def test_a_run_without_initial_weights_rebuilds_them_from_its_seed(linear_dir):
-    from groundup.report import _init_section
+    from groundup.show.report import _init_section
 
     (linear_dir / INIT_WEIGHTS).rename(linear_dir / "moved.safetensors")
     try:
@@ -159,7 +159,7 @@ def test_train_report_writes_a_report_of_simple_net(net_train):
 
 
 def test_ten_digit_report_draws_a_weight_map_per_digit(tmp_path):
-    from groundup.report import _weights_section, confusion
+    from groundup.show.report import _weights_section, confusion
 
     run_dir = _train(tmp_path / "ten", digits=tuple(range(10)), epochs=1)
     view = view_run(run_dir)
@@ -219,7 +219,7 @@ def test_figure_svg_and_pixels_html(tmp_path):
 
 def test_figure_weights_of_a_linear_run_are_its_weights(linear_dir, tmp_path):
     """The command draws the run's own weights: compare with the library figure's pixels."""
-    from groundup.figures import linear_weights, weights_figure
+    from groundup.show.figures import linear_weights, weights_figure
 
     run = load_run(linear_dir)
     w, b = linear_weights(run.model)

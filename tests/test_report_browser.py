@@ -28,10 +28,10 @@ def _require_chromium() -> None:
 
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory) -> Path:
-    from groundup.config import TrainConfig
-    from groundup.report import write_report
-    from groundup.runs import save_run
-    from groundup.training import make_learner, model_spec
+    from groundup.runs.config import TrainConfig
+    from groundup.runs.saved import save_run
+    from groundup.runs.training import make_learner, model_spec
+    from groundup.show.report import write_report
 
     learn = make_learner(TrainConfig(device="cpu", model="net", epochs=3))
     init = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
@@ -83,7 +83,7 @@ def _open(page_file: Path, screenshot: Path | None = None) -> dict:
 def test_report_renders_offline_in_chromium(report_file):
     from PIL import Image
 
-    from groundup.report import SECTIONS
+    from groundup.show.report import SECTIONS
 
     shot = ARTIFACTS / "report.png"
     found = _open(report_file, shot)

@@ -14,8 +14,8 @@ import torch
 
 from groundup import atomic
 from groundup.errors import RunError
-from groundup.models import ModelSpec, build_model
-from groundup.runs import META, WEIGHTS, atomic_write_bytes, load_run, save_run
+from groundup.learn.models import ModelSpec, build_model
+from groundup.runs.saved import META, WEIGHTS, atomic_write_bytes, load_run, save_run
 
 
 @pytest.mark.parametrize("spec", [ModelSpec("linear"), ModelSpec("net", hidden=[30])])

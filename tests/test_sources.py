@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from groundup import idx, sources
+from groundup.data import idx, sources
+from groundup.data.sources import RawData, export, load_sample, load_source
 from groundup.errors import DataError
-from groundup.sources import RawData, export, load_sample, load_source
 from helpers_data import require_fashion, synthetic_raw, write_idx_dir
 
 

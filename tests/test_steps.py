@@ -1,4 +1,4 @@
-"""The seven steps by hand (groundup.steps), each checked against a hand computation."""
+"""The seven steps by hand (groundup.learn.steps), each checked against a hand computation."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from groundup.data import DataLoader, Dataset
-from groundup.losses import batch_accuracy, mnist_loss
-from groundup.optim import BasicOptim
-from groundup.steps import (
+from groundup.data.tensors import DataLoader, Dataset
+from groundup.learn.losses import batch_accuracy, mnist_loss
+from groundup.learn.optim import BasicOptim
+from groundup.learn.steps import (
     calc_grad,
     init_params,
     linear1,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from groundup.callbacks import EarlyStopping, TargetAccuracy
-from groundup.config import TrainConfig
 from groundup.errors import UsageError
-from groundup.training import make_learner, model_spec
+from groundup.learn.callbacks import EarlyStopping, TargetAccuracy
+from groundup.runs.config import TrainConfig
+from groundup.runs.training import make_learner, model_spec
 
 
 def _fit(config: TrainConfig, dls=None, cbs=()):

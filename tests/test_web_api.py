@@ -77,7 +77,7 @@ def wait_until(condition: Any, timeout: float = 30.0) -> None:
 
 def sample_digit(digit: int, split: str = "valid") -> np.ndarray:
     """The first real image of `digit` in the sample: uint8 (28, 28), light ink on black."""
-    from groundup.sources import load_source
+    from groundup.data.sources import load_source
 
     images, labels = load_source("sample").split(split)
     return images[int(np.flatnonzero(labels == digit)[0])]
@@ -443,7 +443,7 @@ def test_a_drawn_2_and_9_are_read_right(trained: TestClient) -> None:
 
 
 def test_the_drawing_is_prepared_as_mnist_digits_were(trained: TestClient) -> None:
-    from groundup.images import prepare_digit
+    from groundup.data.images import prepare_digit
 
     img = sample_digit(9)
     data = trained.post("/api/predict", json={"image": drawing_uri(img)}).json()
@@ -490,7 +490,7 @@ def test_the_browser_shows_mixed_training_images(trained: TestClient) -> None:
 
 
 def test_one_image_shows_its_stored_pixels_and_prediction(trained: TestClient) -> None:
-    from groundup.sources import load_source
+    from groundup.data.sources import load_source
 
     raw = load_source("sample")
     keep = np.isin(raw.train_labels, [2, 9])
@@ -519,8 +519,8 @@ def test_a_saved_model_works_with_the_command_line(
     client: TestClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from groundup.cli import main
-    from groundup.evaluate import evaluate_run
-    from groundup.runs import load_run
+    from groundup.runs.evaluate import evaluate_run
+    from groundup.runs.saved import load_run
 
     client.post("/api/train/start", json={"delay": 0})
     snap = wait_for(client, "done")
@@ -542,7 +542,7 @@ def test_a_saved_model_works_with_the_command_line(
     assert answer["predictions"][0]["digit"] == 2
 
     # the report, with the weights before training saved by the page
-    from groundup.runs import load_init_state
+    from groundup.runs.saved import load_init_state
 
     init = load_init_state(path)
     assert init is not None and not torch.equal(init["weight"], run.model.weight.detach())
@@ -628,7 +628,7 @@ def job() -> Iterator[TrainingJob]:
 
 def first_batch(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The first shuffled batch a run with seed 0 and batch size 256 trains on."""
-    from groundup.data import DataLoader
+    from groundup.data.tensors import DataLoader
 
     return next(iter(DataLoader(ds, 256, shuffle=True, seed=0)))
 
@@ -647,7 +647,7 @@ def test_a_stepped_batch_shows_each_step_in_order(job: TrainingJob) -> None:
 def test_the_gradient_shown_is_the_hand_computed_one(job: TrainingJob) -> None:
     """The size of the first batch's gradient, as the page shows it, against the
     article's chain rule worked out by hand (losses.mnist_loss_grad_linear)."""
-    from groundup.losses import mnist_loss_grad_linear
+    from groundup.learn.losses import mnist_loss_grad_linear
 
     job.ensure_ready()
     w0 = job._params["weight"].clone()
@@ -664,7 +664,7 @@ def test_the_gradient_shown_is_the_hand_computed_one(job: TrainingJob) -> None:
 
 def test_the_weights_move_by_lr_times_the_gradient(job: TrainingJob) -> None:
     """Step 5 by hand: after one SGD batch, w1 = w0 - lr * dL/dw."""
-    from groundup.losses import mnist_loss_grad_linear
+    from groundup.learn.losses import mnist_loss_grad_linear
 
     job.ensure_ready()
     w0, b0 = job._params["weight"].clone(), job._params["bias"].clone()

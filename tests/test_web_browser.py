@@ -94,7 +94,7 @@ def draw(page: Any, img: np.ndarray) -> None:
 
 def first_image(digit: int) -> np.ndarray:
     """The first real `digit` of the sample's validation split: uint8 (28, 28)."""
-    from groundup.sources import load_source
+    from groundup.data.sources import load_source
 
     images, labels = load_source("sample").split("valid")
     return images[int(np.flatnonzero(labels == digit)[0])]

@@ -25,50 +25,50 @@ _EXPORTS: dict[str, str] = {
     "RunError": "errors",
     "DivergenceError": "errors",
     # data sources and tensors
-    "RawData": "sources",
-    "load_source": "sources",
-    "Dataset": "data",
-    "DataLoader": "data",
-    "DataLoaders": "data",
-    "load_data": "data",
-    "parse_digits": "data",
+    "RawData": "data.sources",
+    "load_source": "data.sources",
+    "Dataset": "data.tensors",
+    "DataLoader": "data.tensors",
+    "DataLoaders": "data.tensors",
+    "load_data": "data.tensors",
+    "parse_digits": "data.tensors",
     # the seven steps, by hand
-    "init_params": "steps",
-    "linear1": "steps",
-    "calc_grad": "steps",
-    "train_epoch": "steps",
-    "validate_epoch": "steps",
-    "train_model": "steps",
+    "init_params": "learn.steps",
+    "linear1": "learn.steps",
+    "calc_grad": "learn.steps",
+    "train_epoch": "learn.steps",
+    "validate_epoch": "learn.steps",
+    "train_model": "learn.steps",
     # losses and metrics
-    "sigmoid": "losses",
-    "mnist_loss": "losses",
-    "cross_entropy": "losses",
-    "batch_accuracy": "losses",
+    "sigmoid": "learn.losses",
+    "mnist_loss": "learn.losses",
+    "cross_entropy": "learn.losses",
+    "batch_accuracy": "learn.losses",
     # models
-    "Module": "models",
-    "Linear": "models",
-    "ReLU": "models",
-    "Sequential": "models",
-    "linear_model": "models",
-    "simple_net": "models",
-    "mlp": "models",
-    "cnn": "models",
-    "fit_means": "models",
-    "build_model": "models",
+    "Module": "learn.models",
+    "Linear": "learn.models",
+    "ReLU": "learn.models",
+    "Sequential": "learn.models",
+    "linear_model": "learn.models",
+    "simple_net": "learn.models",
+    "mlp": "learn.models",
+    "cnn": "learn.models",
+    "fit_means": "learn.models",
+    "build_model": "learn.models",
     # optimizers and the loop
-    "BasicOptim": "optim",
-    "Momentum": "optim",
-    "Adam": "optim",
-    "Learner": "learner",
-    "TrainConfig": "config",
-    "make_learner": "training",
-    "train": "training",
+    "BasicOptim": "learn.optim",
+    "Momentum": "learn.optim",
+    "Adam": "learn.optim",
+    "Learner": "learn.learner",
+    "TrainConfig": "runs.config",
+    "make_learner": "runs.training",
+    "train": "runs.training",
     # experiments
-    "compare": "experiments",
-    "lr_find": "experiments",
+    "compare": "runs.experiments",
+    "lr_find": "runs.experiments",
     # saved runs
-    "save_run": "runs",
-    "load_run": "runs",
+    "save_run": "runs.saved",
+    "load_run": "runs.saved",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -88,13 +88,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
-    from groundup.config import TrainConfig
-    from groundup.data import DataLoader, DataLoaders, Dataset, load_data, parse_digits
+    from groundup.data.sources import RawData, load_source
+    from groundup.data.tensors import DataLoader, DataLoaders, Dataset, load_data, parse_digits
     from groundup.errors import DataError, DivergenceError, GroundupError, RunError, UsageError
-    from groundup.experiments import compare, lr_find
-    from groundup.learner import Learner
-    from groundup.losses import batch_accuracy, cross_entropy, mnist_loss, sigmoid
-    from groundup.models import (
+    from groundup.learn.learner import Learner
+    from groundup.learn.losses import batch_accuracy, cross_entropy, mnist_loss, sigmoid
+    from groundup.learn.models import (
         Linear,
         Module,
         ReLU,
@@ -106,10 +105,8 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         mlp,
         simple_net,
     )
-    from groundup.optim import Adam, BasicOptim, Momentum
-    from groundup.runs import load_run, save_run
-    from groundup.sources import RawData, load_source
-    from groundup.steps import (
+    from groundup.learn.optim import Adam, BasicOptim, Momentum
+    from groundup.learn.steps import (
         calc_grad,
         init_params,
         linear1,
@@ -117,4 +114,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         train_model,
         validate_epoch,
     )
-    from groundup.training import make_learner, train
+    from groundup.runs.config import TrainConfig
+    from groundup.runs.experiments import compare, lr_find
+    from groundup.runs.saved import load_run, save_run
+    from groundup.runs.training import make_learner, train

@@ -9,7 +9,7 @@ calls each one a *rank*, numbered 0 to N-1), with one copy of the model each:
   3. loss      the mean over those n_r rows
   4. gradient  g_r, from that loss
   5. step      first the gradients are combined, g = sum_r n_r g_r / sum_r n_r
-               (`groundup.optim.all_reduce_gradients`), then every worker takes the
+               (`groundup.learn.optim.all_reduce_gradients`), then every worker takes the
                same step with the same g, so the copies stay identical
   6. repeat    every worker has the same number of batches, so they stay in step
   7. stop      validation sums are added over the workers, so each sees the accuracy

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     import numpy as np
     from rich.console import Console
 
-    from groundup.sources import RawData
+    from groundup.data.sources import RawData
 
-# The same names as groundup.sources.NAMED, repeated here so that `--help` need not
+# The same names as groundup.data.sources.NAMED, repeated here so that `--help` need not
 # import numpy (a test keeps the two equal).
 DATASETS = ("mnist", "fashion-mnist", "kmnist")
 DATA_HELP = (
@@ -179,8 +179,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from groundup.digits import parse_digits, require_digits
-    from groundup.sources import load_source
+    from groundup.data.digits import parse_digits, require_digits
+    from groundup.data.sources import load_source
 
     digits = parse_digits(args.digits)
     raw = load_source(args.data)
@@ -264,7 +264,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     """One image as its table of pixel values; optionally a PNG of it."""
     from rich.markup import escape
 
-    from groundup.sources import load_source
+    from groundup.data.sources import load_source
 
     if args.png is not None:
         _check_png_target(args.png, args.scale)
@@ -321,7 +321,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.tree import Tree
 
-    from groundup.sources import list_folder, load_source, locate, split_dirs
+    from groundup.data.sources import list_folder, load_source, locate, split_dirs
 
     where = locate(args.data)
     kinds = {"sample": "bundled sample", "idx": "IDX directory", "folder": "image folder"}
@@ -365,13 +365,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write a source out in the image-folder layout."""
     import numpy as np
 
-    from groundup.sources import export, load_source
+    from groundup.data.sources import export, load_source
 
     if args.digits is None:  # default: every digit the source has
         raw = load_source(args.data)
         digits = tuple(np.union1d(raw.train_labels, raw.valid_labels).tolist())
     else:
-        from groundup.digits import parse_digits, require_digits
+        from groundup.data.digits import parse_digits, require_digits
 
         digits = parse_digits(args.digits)  # usage errors first, before any loading
         raw = load_source(args.data)
@@ -386,7 +386,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Download a dataset's IDX files and say how to use them."""
-    from groundup.fetch import fetch
+    from groundup.data.fetch import fetch
 
     dest = fetch(args.name, args.dest)
     use = args.name if args.dest is None else str(dest)

@@ -11,8 +11,8 @@ from typing import Any
 
 from groundup.cli import add_debug
 from groundup.cli.train import _layers, _lr, add_data_options
-from groundup.config import MODEL_NAMES, TrainConfig
 from groundup.errors import UsageError
+from groundup.runs.config import MODEL_NAMES, TrainConfig
 
 INITS = ("normal", "uniform", "xavier", "kaiming", "zeros")
 OPTS = ("sgd", "momentum", "adam")
@@ -184,8 +184,8 @@ def _warn_zeros(inits: list[str], models: list[str]) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from groundup.data import parse_digits
-    from groundup.experiments import compare, parse_seeds, plot_comparison
+    from groundup.data.tensors import parse_digits
+    from groundup.runs.experiments import compare, parse_seeds, plot_comparison
 
     seeds = parse_seeds(args.seeds)
     lists = {
@@ -336,7 +336,7 @@ def _pm(mean: float, std: float, percent: bool = False) -> str:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from groundup.data import parse_digits
+    from groundup.data.tensors import parse_digits
 
     if args.num < 2:
         raise UsageError(f"--num must be at least 2, not {args.num}")
@@ -358,8 +358,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     )
     config.validate()
     _warn_zeros([args.init], [args.model])
-    from groundup.experiments import lr_find, plot_lr_find
-    from groundup.training import make_learner
+    from groundup.runs.experiments import lr_find, plot_lr_find
+    from groundup.runs.training import make_learner
 
     learn = make_learner(config)
     result = lr_find(learn, args.start, args.end, args.num)

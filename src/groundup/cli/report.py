@@ -5,7 +5,7 @@
     groundup figure sigmoid --out s.svg
     groundup figure digit --data sample --digit 2 --index 0
 
-Each figure is a function of `groundup.figures`; these commands find its inputs
+Each figure is a function of `groundup.show.figures`; these commands find its inputs
 (a data source, a run directory) and write it as PNG or SVG, chosen by --out's suffix.
 matplotlib is imported only inside the handlers.
 """
@@ -131,7 +131,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from groundup.report import write_report
+    from groundup.show.report import write_report
 
     path = write_report(args.run_dir, args.out, args.data)
     print(f"report written to {path}")
@@ -142,7 +142,7 @@ def pick_image(data: str, split: str, digit: int | None, index: int) -> tuple[An
     """The `index`-th image (of `digit`, if given) of a split: ((28, 28) uint8, its label)."""
     import numpy as np
 
-    from groundup.sources import load_source
+    from groundup.data.sources import load_source
 
     images, labels = load_source(data).split(split)
     rows = np.arange(len(labels)) if digit is None else np.flatnonzero(labels == digit)
@@ -159,7 +159,7 @@ def pick_image(data: str, split: str, digit: int | None, index: int) -> tuple[An
 
 def _figure_of(args: argparse.Namespace) -> Any:
     """Build the figure `args.figure` asks for."""
-    from groundup import figures as F
+    from groundup.show import figures as F
 
     name = args.figure
     if name == "digit":
@@ -178,8 +178,8 @@ def _figure_of(args: argparse.Namespace) -> Any:
 
 
 def _run_figure(args: argparse.Namespace, F: Any) -> Any:
-    from groundup.models import Linear
-    from groundup.runs import load_run
+    from groundup.learn.models import Linear
+    from groundup.runs.saved import load_run
 
     name = args.figure
     run = load_run(args.run_dir)
@@ -196,10 +196,10 @@ def _run_figure(args: argparse.Namespace, F: Any) -> Any:
     if name == "layers":
         return F.layers_figure(run.model, run.digits)
     if name == "histogram":
-        from groundup.report import initial_model
+        from groundup.show.report import initial_model
 
         return F.weight_histogram_figure(initial_model(run)[0].state_dict(), run.model.state_dict())
-    from groundup.report import confusion, view_run
+    from groundup.show.report import confusion, view_run
 
     view = view_run(run, args.data)
     if name == "predictions":
@@ -224,14 +224,14 @@ def _run_figure(args: argparse.Namespace, F: Any) -> Any:
 
 
 def cmd_figure(args: argparse.Namespace) -> int:
-    from groundup.figures import save_figure
+    from groundup.show.figures import save_figure
 
     if not 10 <= args.dpi <= 600:
         raise UsageError(f"--dpi must be between 10 and 600, not {args.dpi}")
     out: Path = args.out
     if args.figure == "pixels" and out.suffix.lower() in (".html", ".htm"):
         from groundup.atomic import atomic_write_bytes
-        from groundup.figures import pixel_table_html
+        from groundup.show.figures import pixel_table_html
 
         image, label = pick_image(args.data, args.split, args.digit, args.index)
         page = (

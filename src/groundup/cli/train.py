@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from groundup.cli import add_debug
-from groundup.config import MODEL_NAMES, TrainConfig
 from groundup.errors import DivergenceError, UsageError
+from groundup.runs.config import MODEL_NAMES, TrainConfig
 
 if TYPE_CHECKING:
     from groundup.distributed import Worker
@@ -189,7 +189,7 @@ def _layers(text: str) -> list[int]:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The typed config for a `train`-like command's options."""
-    from groundup.digits import parse_digits
+    from groundup.data.digits import parse_digits
 
     if args.hidden is not None and args.layers is not None:
         raise UsageError("give --hidden or --layers, not both")
@@ -264,9 +264,9 @@ def _train(
             "they all get the same gradient and stay identical (the symmetry problem); "
             "the net then learns no more than one unit would\n"
         )
-    from groundup.callbacks import EpochPrinter, ProgressBar
-    from groundup.runs import save_run
-    from groundup.training import make_learner, model_spec
+    from groundup.learn.callbacks import EpochPrinter, ProgressBar
+    from groundup.runs.saved import save_run
+    from groundup.runs.training import make_learner, model_spec
 
     show = main and not (args.quiet or args.json)
     cbs: list[Any] = []
@@ -276,7 +276,7 @@ def _train(
             cbs.append(ProgressBar())
     rank, world_size = (worker.rank, worker.world_size) if worker else (0, 1)
     if args.out is not None and main:
-        from groundup.runs import check_run_dir_writable
+        from groundup.runs.saved import check_run_dir_writable
 
         check_run_dir_writable(args.out)  # before training, not after it
     learn = make_learner(config, cbs=cbs, rank=rank, world_size=world_size)
@@ -336,7 +336,7 @@ def _train(
         raise
     report = None
     if args.report:
-        from groundup.report import write_report
+        from groundup.show.report import write_report
 
         report = write_report(out)
     final = learn.history[-1]
@@ -383,8 +383,8 @@ def _new_run_dir(model: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from groundup.evaluate import evaluate_run
-    from groundup.runs import load_run
+    from groundup.runs.evaluate import evaluate_run
+    from groundup.runs.saved import load_run
 
     run = load_run(args.run_dir)
     result = evaluate_run(run, args.data)
@@ -426,9 +426,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
+    from groundup.data.images import prepare_digit
     from groundup.errors import DataError
-    from groundup.images import prepare_digit
-    from groundup.runs import load_run
+    from groundup.runs.saved import load_run
 
     run = load_run(args.run_dir)
     results, failed = [], 0

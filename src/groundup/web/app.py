@@ -274,7 +274,7 @@ def _predict_drawing(job: TrainingJob, png: bytes) -> dict[str, Any]:
     import torch
     from PIL import Image, UnidentifiedImageError
 
-    from groundup.images import prepare_digit
+    from groundup.data.images import prepare_digit
 
     try:
         img = Image.open(io.BytesIO(png))

@@ -50,10 +50,10 @@ from groundup.web.settings import Settings, number_setting, parse_settings
 if TYPE_CHECKING:
     import torch
 
-    from groundup.data import Dataset
-    from groundup.learner import Learner
-    from groundup.models import ModelSpec
-    from groundup.sources import RawData
+    from groundup.data.sources import RawData
+    from groundup.data.tensors import Dataset
+    from groundup.learn.learner import Learner
+    from groundup.learn.models import ModelSpec
 
 log = logging.getLogger("groundup.web")
 
@@ -404,8 +404,8 @@ class TrainingJob:
 
     def save(self, run_dir: Any) -> dict[str, Any]:
         """Save the current model as a run directory (`groundup predict`/`report` read it)."""
-        from groundup.runs import save_run
-        from groundup.training import model_spec
+        from groundup.runs.saved import save_run
+        from groundup.runs.training import model_spec
 
         self.ensure_ready()
         with self._lock:
@@ -433,15 +433,15 @@ class TrainingJob:
 
     def _raw_data(self) -> RawData:
         if self._raw is None:
-            from groundup.sources import load_source
+            from groundup.data.sources import load_source
 
             self._raw = load_source(self.data)
         return self._raw
 
     def _build(self, settings: Settings) -> Learner:
         """A seeded learner for `settings`, from the source loaded once per server."""
-        from groundup.data import DataLoaders, Dataset, require_digits, to_tensors
-        from groundup.training import make_learner
+        from groundup.data.tensors import DataLoaders, Dataset, require_digits, to_tensors
+        from groundup.runs.training import make_learner
 
         config = settings.train_config(self.data)
         raw = self._raw_data()
@@ -608,8 +608,8 @@ class TrainingJob:
 
     def _model_now(self) -> tuple[Any, tuple[int, ...]]:
         """A model holding the latest copied weights (rebuilt only when they changed)."""
-        from groundup.models import build_model
-        from groundup.training import model_spec
+        from groundup.learn.models import build_model
+        from groundup.runs.training import model_spec
 
         with self._lock:
             assert self.learn is not None

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from groundup.config import TrainConfig
 from groundup.errors import UsageError
+from groundup.runs.config import TrainConfig
 
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
 # The article's two models: the page draws their first layer as 28×28 weight images.
@@ -63,8 +63,8 @@ class Settings:
 
 def parse_settings(params: Mapping[str, Any]) -> Settings:
     """Check the page's settings one by one; a `UsageError` names the first bad one."""
-    from groundup.data import parse_digits
-    from groundup.init import SCHEMES
+    from groundup.data.tensors import parse_digits
+    from groundup.learn.init import SCHEMES
 
     unknown = sorted(set(params) - set(Settings.__dataclass_fields__))
     if unknown:

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from groundup.data import Dataset, require_digits, to_tensors
-from groundup.runs import Run
+from groundup.data.tensors import Dataset, require_digits, to_tensors
+from groundup.runs.saved import Run
 
 
 def confusion_matrix(pred_class: Tensor, true_class: Tensor, n_classes: int) -> Tensor:
@@ -23,8 +23,8 @@ def confusion_matrix(pred_class: Tensor, true_class: Tensor, n_classes: int) -> 
 def evaluate_run(run: Run, source: str | None = None) -> dict[str, Any]:
     """Accuracy, loss and confusion counts of `run` on the validation split of `source`
     (by default, the source it was trained on)."""
-    from groundup.losses import cross_entropy, mnist_loss
-    from groundup.sources import load_source
+    from groundup.learn.losses import cross_entropy, mnist_loss
+    from groundup.data.sources import load_source
 
     source = source or run.meta.get("data", {}).get("source", "sample")
     raw = load_source(source)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from groundup.atomic import atomic_dir, atomic_write_bytes  # noqa: F401 (re-exported)
 from groundup.errors import RunError, UsageError
-from groundup.models import MODELS, ModelSpec, build_model
+from groundup.learn.models import MODELS, ModelSpec, build_model
 
 FORMAT = "groundup-run"
 FORMAT_VERSION = 1

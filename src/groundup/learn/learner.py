@@ -40,11 +40,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from groundup.data import DataLoader, DataLoaders
+from groundup.data.tensors import DataLoader, DataLoaders
 from groundup.distributed import sum_across_workers
 from groundup.errors import DivergenceError, UsageError
-from groundup.losses import batch_accuracy, mnist_loss
-from groundup.optim import BasicOptim, all_reduce_gradients
+from groundup.learn.losses import batch_accuracy, mnist_loss
+from groundup.learn.optim import BasicOptim, all_reduce_gradients
 
 EVENTS = (
     "before_fit",
@@ -326,7 +326,7 @@ class Learner:
 
     def set_lr(self, lr: float) -> None:
         """Change the learning rate, also while training runs (from a callback)."""
-        from groundup.optim import check_lr
+        from groundup.learn.optim import check_lr
 
         if self.opt is None:
             raise UsageError("no optimizer yet: call fit first")

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from groundup.errors import UsageError
-from groundup.init import SCHEMES, init_bias, init_weights
+from groundup.learn.init import SCHEMES, init_bias, init_weights
 
 
 class Module:

@@ -93,7 +93,7 @@ def fetch(
     if name not in CHECKSUMS:
         raise UsageError(f"unknown dataset {name!r}; fetch knows {', '.join(CHECKSUMS)}")
     if dest is None:
-        from groundup.sources import cache_dir
+        from groundup.data.sources import cache_dir
 
         dest = cache_dir() / name
     dest = Path(dest)

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from groundup.config import TrainConfig
+from groundup.runs.config import TrainConfig
 from groundup.errors import DivergenceError, UsageError
 
 if TYPE_CHECKING:
-    from groundup.data import DataLoaders
-    from groundup.learner import Learner
+    from groundup.data.tensors import DataLoaders
+    from groundup.learn.learner import Learner
 
 # Settings `compare` can vary; "batch_size" also takes "full" (gradient descent).
 COMPARABLE = ("init", "batch_size", "opt", "lr", "model", "std", "schedule", "augment")
@@ -163,9 +163,9 @@ def compare(
     run repeats exactly whatever else is being compared. A run whose loss becomes
     NaN or infinite is kept, marked `diverged`. `on_trial` is called after each run.
     """
-    from groundup.data import DataLoaders as Loaders
-    from groundup.data import load_data
-    from groundup.training import make_learner
+    from groundup.data.tensors import DataLoaders as Loaders
+    from groundup.data.tensors import load_data
+    from groundup.runs.training import make_learner
 
     if setting not in COMPARABLE:
         raise UsageError(f"cannot compare {setting!r}: choose one of {', '.join(COMPARABLE)}")
@@ -298,8 +298,8 @@ def lr_find(
     """
     import torch
 
-    from groundup.augment import Augment
-    from groundup.learner import Recorder
+    from groundup.learn.augment import Augment
+    from groundup.learn.learner import Recorder
 
     if not 0 < start < end:
         raise UsageError(f"the sweep must rise: start {start:g} is not below end {end:g}")
@@ -359,7 +359,7 @@ def plot_lr_find(result: LRFind, path: str | Path) -> Path:
     """Smoothed loss against learning rate (log scale), the suggestion marked; a PNG."""
     from matplotlib.figure import Figure  # no pyplot: no global backend, no window
 
-    from groundup.figures import save_figure
+    from groundup.show.figures import save_figure
 
     fig = Figure(figsize=(6, 4), layout="tight")
     ax = fig.add_subplot()
@@ -386,7 +386,7 @@ def plot_comparison(result: Comparison, path: str | Path) -> Path:
     """Validation accuracy against epochs and against wall time, one line per value."""
     from matplotlib.figure import Figure
 
-    from groundup.figures import save_figure
+    from groundup.show.figures import save_figure
 
     fig = Figure(figsize=(10, 4), layout="tight")
     by_epoch, by_time = fig.subplots(1, 2, sharey=True)

@@ -1,6 +1,6 @@
 """Choosing digits: `--digits 2 9`, a list, or `all`; and checking the data has them.
 
-Kept apart from `groundup.data`, and free of torch, so that commands which only
+Kept apart from `groundup.data.tensors`, and free of torch, so that commands which only
 look at the data (`groundup data info`) start quickly.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from groundup.errors import DataError, UsageError
 
 if TYPE_CHECKING:
-    from groundup.sources import RawData
+    from groundup.data.sources import RawData
 
 ALL_DIGITS: tuple[int, ...] = tuple(range(10))
 

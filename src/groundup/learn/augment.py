@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from groundup.learner import Learner
+    from groundup.learn.learner import Learner
 
 SIDE = 28  # images are 28x28, stored flattened as 784 values
 

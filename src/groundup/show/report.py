@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch import Tensor
 
-    from groundup.data import Dataset
-    from groundup.runs import Run
-    from groundup.sources import RawData
+    from groundup.data.sources import RawData
+    from groundup.data.tensors import Dataset
+    from groundup.runs.saved import Run
 
 REPORT_FILE = "report.html"
 DPI = 80  # small enough that a report of a dozen figures stays well under 2 MB
@@ -90,7 +90,7 @@ class RunView:
 
     def loss(self, initial: bool = False) -> float:
         """The run's own loss (mnist_loss for a pair, cross-entropy otherwise) on valid."""
-        from groundup.losses import cross_entropy, mnist_loss
+        from groundup.learn.losses import cross_entropy, mnist_loss
 
         out = self.init_outputs if initial else self.outputs
         f = mnist_loss if self.run.binary else cross_entropy
@@ -99,8 +99,8 @@ class RunView:
 
 def datasets(run: Run, source: str | None = None) -> tuple[RawData, Dataset, Dataset]:
     """The run's training and validation sets, rebuilt from its data source (or `source`)."""
-    from groundup.data import Dataset, require_digits, to_tensors
-    from groundup.sources import load_source
+    from groundup.data.sources import load_source
+    from groundup.data.tensors import Dataset, require_digits, to_tensors
 
     source = source or run.meta.get("data", {}).get("source", "sample")
     raw = load_source(source)
@@ -118,8 +118,8 @@ def initial_model(run: Run) -> tuple[Any, str]:
     """
     import torch
 
-    from groundup.models import build_model
-    from groundup.runs import load_init_state
+    from groundup.learn.models import build_model
+    from groundup.runs.saved import load_init_state
 
     state = load_init_state(run.path)
     if state is not None:
@@ -148,8 +148,8 @@ def model_outputs(model: Any, x: Tensor) -> Tensor:
 
 def view_run(run: Run | str | Path, source: str | None = None) -> RunView:
     """Load what the report needs: data, initial model, and both models' outputs."""
-    from groundup.figures import class_probabilities
-    from groundup.runs import load_run
+    from groundup.runs.saved import load_run
+    from groundup.show.figures import class_probabilities
 
     if not hasattr(run, "model"):
         run = load_run(run)  # type: ignore[arg-type]
@@ -173,10 +173,10 @@ def view_run(run: Run | str | Path, source: str | None = None) -> RunView:
 
 
 def confusion(view: RunView) -> np.ndarray:
-    """(C, C) counts on the validation set, rows the true digit (groundup.evaluate's)."""
+    """(C, C) counts on the validation set, rows the true digit (groundup.runs.evaluate's)."""
     import torch
 
-    from groundup.evaluate import confusion_matrix
+    from groundup.runs.evaluate import confusion_matrix
 
     pred = torch.from_numpy(view.probs.argmax(axis=1))
     return confusion_matrix(pred, torch.from_numpy(view.true), len(view.digits)).numpy()
@@ -185,7 +185,7 @@ def confusion(view: RunView) -> np.ndarray:
 def init_gradients(view: RunView) -> dict[str, float]:
     """The size (L2 norm) of each parameter's gradient at the initial weights, with the
     loss over the whole training set: how hard step 4 pushes at the very start."""
-    from groundup.losses import cross_entropy, mnist_loss
+    from groundup.learn.losses import cross_entropy, mnist_loss
 
     model = initial_model(view.run)[0]
     if not any(p.requires_grad for p in model.parameters()):
@@ -207,7 +207,7 @@ def init_gradients(view: RunView) -> dict[str, float]:
 
 def png_data_uri(fig: Figure, dpi: int = DPI) -> str:
     """The figure as a `data:image/png;base64,...` URI, to inline in a page."""
-    from groundup.figures import figure_bytes
+    from groundup.show.figures import figure_bytes
 
     return "data:image/png;base64," + base64.b64encode(figure_bytes(fig, "png", dpi)).decode()
 
@@ -265,7 +265,7 @@ nav a { margin-right: 1em; }
 
 
 def _data_section(view: RunView) -> str:
-    from groundup.figures import digits_figure, pixel_table_html
+    from groundup.show.figures import digits_figure, pixel_table_html
 
     digits = view.digits
     counts_t, counts_v = view.train.class_counts(), view.valid.class_counts()
@@ -299,7 +299,7 @@ def _data_section(view: RunView) -> str:
 
 
 def _init_section(view: RunView) -> str:
-    from groundup.figures import weight_histogram_figure
+    from groundup.show.figures import weight_histogram_figure
 
     if getattr(view.run.model, "means", None) is not None:
         return _section("init", (
@@ -339,7 +339,7 @@ def _init_section(view: RunView) -> str:
 
 
 def _predictions_section(view: RunView) -> str:
-    from groundup.figures import predictions_figure
+    from groundup.show.figures import predictions_figure
 
     fig = predictions_figure(view.init_probs, view.true, view.digits,
                              title="before training")
@@ -370,7 +370,7 @@ def _predictions_section(view: RunView) -> str:
 
 
 def _loss_section(view: RunView) -> str:
-    from groundup.figures import descent_figure, sigmoid_figure
+    from groundup.show.figures import descent_figure, sigmoid_figure
 
     cfg = view.run.meta.get("config", {})
     lr = cfg.get("lr")
@@ -410,7 +410,7 @@ def _loss_section(view: RunView) -> str:
 
 
 def _curves_section(view: RunView) -> str:
-    from groundup.figures import curves_figure
+    from groundup.show.figures import curves_figure
 
     history = view.run.meta.get("history", [])
     if not history:
@@ -430,14 +430,14 @@ def _curves_section(view: RunView) -> str:
 
 
 def _weights_section(view: RunView) -> str:
-    from groundup.figures import (
+    from groundup.learn.models import Linear, Sequential
+    from groundup.show.figures import (
         activations_figure,
         digits_figure,
         linear_weights,
         neurons_figure,
         weights_figure,
     )
-    from groundup.models import Linear, Sequential
 
     model, digits = view.run.model, view.digits
     if isinstance(model, Linear):
@@ -458,7 +458,7 @@ def _weights_section(view: RunView) -> str:
             + _img(weights_figure(w - w0, digits), "the change from the initial weights")
         ))
     if isinstance(model, Sequential):
-        from groundup.figures import hidden_layers
+        from groundup.show.figures import hidden_layers
 
         try:
             first, second = hidden_layers(model)
@@ -500,7 +500,7 @@ def _weights_section(view: RunView) -> str:
 
 
 def _mistakes_section(view: RunView) -> str:
-    from groundup.figures import confusion_figure, top_losses_figure
+    from groundup.show.figures import confusion_figure, top_losses_figure
 
     cm = confusion(view)
     wrong = int(cm.sum() - np.trace(cm))
@@ -540,7 +540,7 @@ def _summary(view: RunView) -> str:
 
 def build_report(run: RunView | Run | str | Path, source: str | None = None) -> str:
     """The report of a run (a RunView, a Run or a run directory) as one HTML string."""
-    from groundup.figures import steps_figure
+    from groundup.show.figures import steps_figure
 
     view = run if isinstance(run, RunView) else view_run(run, source)
     name = view.run.path.name or str(view.run.path)

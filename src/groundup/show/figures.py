@@ -543,7 +543,7 @@ def linear_weights(layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
 
 def hidden_layers(model: Any) -> tuple[Any, Any]:
     """The two Linear layers of a simple_net-like model: Linear, ReLU, Linear, ..."""
-    from groundup.models import Linear, Sequential
+    from groundup.learn.models import Linear, Sequential
 
     layers = list(getattr(model, "layers", [])) if isinstance(model, Sequential) else []
     linears = [layer for layer in layers if isinstance(layer, Linear)]
@@ -576,7 +576,7 @@ def activations(model: Any, x: Any) -> list[tuple[str, np.ndarray]]:
     """
     import torch
 
-    from groundup.models import Sequential
+    from groundup.learn.models import Sequential
 
     if not isinstance(model, Sequential):
         raise UsageError("activations are drawn for a net made of layers, such as simple_net")
@@ -650,7 +650,7 @@ def weight_histogram_figure(
 def confusion_figure(matrix: Any, digits: Sequence[int], title: str = "") -> Figure:
     """Counts of (true digit, predicted digit): the diagonal is right, the rest mistakes.
 
-    matrix: (C, C) as `groundup.evaluate.confusion_matrix` gives (rows true). The
+    matrix: (C, C) as `groundup.runs.evaluate.confusion_matrix` gives (rows true). The
     image's array is the matrix itself, so its sum is the number of images.
     """
     m = to_numpy(matrix)

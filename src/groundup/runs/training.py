@@ -11,15 +11,15 @@ from typing import Any
 
 import torch
 
-from groundup.callbacks import EarlyStopping, OneCycle, TargetAccuracy
-from groundup.config import TrainConfig
-from groundup.data import DataLoaders, load_data
+from groundup.learn.callbacks import EarlyStopping, OneCycle, TargetAccuracy
+from groundup.runs.config import TrainConfig
+from groundup.data.tensors import DataLoaders, load_data
 from groundup.distributed import broadcast_parameters
 from groundup.errors import UsageError
-from groundup.learner import Learner
-from groundup.losses import batch_accuracy, cross_entropy, mnist_loss
-from groundup.models import ModelSpec, build_model
-from groundup.optim import OPTIMIZERS
+from groundup.learn.learner import Learner
+from groundup.learn.losses import batch_accuracy, cross_entropy, mnist_loss
+from groundup.learn.models import ModelSpec, build_model
+from groundup.learn.optim import OPTIMIZERS
 
 
 def model_spec(config: TrainConfig) -> ModelSpec:
@@ -68,7 +68,7 @@ def make_learner(
     elif config.schedule != "constant":
         raise UsageError(f"unknown schedule {config.schedule!r}: choose constant or one-cycle")
     if config.augment:
-        from groundup.augment import Augment
+        from groundup.learn.augment import Augment
 
         callbacks.append(Augment(seed=config.seed))
     if config.target_accuracy is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from groundup.errors import UsageError
 
-# The names `--model` accepts; `groundup.models.MODELS` builds each. Kept here, as
+# The names `--model` accepts; `groundup.learn.models.MODELS` builds each. Kept here, as
 # plain strings, so that `groundup --help` needs no torch.
 MODEL_NAMES = ("linear", "net", "cnn", "mean")
 

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from groundup.learner import Learner
+    from groundup.learn.learner import Learner
 
 
 class TargetAccuracy:

@@ -2,7 +2,7 @@
 
     1. initialise the weights           init_params
     2. predict                          linear1
-    3. measure the loss                 mnist_loss (in groundup.losses)
+    3. measure the loss                 mnist_loss (in groundup.learn.losses)
     4. compute the gradient             calc_grad
     5. step the weights                 sgd_step (BasicOptim does the same)
     6. repeat                           train_epoch, validate_epoch
@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from groundup.data import DataLoader, DataLoaders
-from groundup.losses import batch_accuracy, mnist_loss
+from groundup.data.tensors import DataLoader, DataLoaders
+from groundup.learn.losses import batch_accuracy, mnist_loss
 
 Model = Callable[[Tensor], Tensor]
 LossFunc = Callable[[Tensor, Tensor], Tensor]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from groundup.digits import ALL_DIGITS, parse_digits, require_digits  # noqa: F401 (re-exported)
+from groundup.data.digits import ALL_DIGITS, parse_digits, require_digits  # noqa: F401 (re-exported)
 from groundup.errors import DataError, UsageError
 
 # A split or class whose mean pixel lies this many times off the median of the
@@ -319,7 +319,7 @@ def load_data(
     Example: `dls = load_data("sample", (2, 9))` gives 800 training and 200
     validation images, `dls.train` shuffled each epoch.
     """
-    from groundup.sources import load_source
+    from groundup.data.sources import load_source
 
     if digits is not None and not isinstance(digits, str):
         # integers too go through parse_digits, so (2, 2), (2,) and 12 are refused

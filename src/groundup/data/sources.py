@@ -278,7 +278,7 @@ def _idx_paths(folder: Path) -> dict[str, Path] | None:
 
 def load_idx_dir(folder: Path, *, name: str | None = None) -> RawData:
     """Read an IDX directory: `train-*` is the training split, `t10k-*` the validation split."""
-    from groundup import idx
+    from groundup.data import idx
 
     paths = _idx_paths(folder)
     if paths is None:
@@ -365,7 +365,7 @@ def load_folder(root: Path, *, name: str | None = None, workers: int = 8) -> Raw
 
     Files are decoded by a thread pool: Pillow releases the GIL while decoding.
     """
-    from groundup.images import read_image
+    from groundup.data.images import read_image
 
     listing = list_folder(root)
     arrays: dict[str, np.ndarray] = {}

@@ -1,0 +1,1 @@
+"""What a learner looks at: figures (matplotlib, imported lazily) and the HTML report."""
