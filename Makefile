@@ -6,6 +6,8 @@ PIP    := $(BIN)/python -m pip
 CORE   := $(VENV)/.installed-core
 STAMP  := $(VENV)/.installed-dev
 
+ESLINT := node_modules/.bin/eslint
+
 .PHONY: demo test bench accuracy lint system-deps clean help
 
 help:  ## list the targets
@@ -54,8 +56,15 @@ bench: $(STAMP) system-deps  ## the speed suite: ratios measured side by side
 accuracy: $(STAMP) system-deps  ## check the default settings reach the accuracy goals
 	$(BIN)/python bench/accuracy.py
 
-lint: $(STAMP)
+# ESLint for the page's JavaScript, from npm, pinned by package-lock.json, into a local
+# node_modules (no global install; node and npm come from Debian).
+$(ESLINT): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $(ESLINT)
+
+lint: $(STAMP) $(ESLINT)  ## ruff on the Python, eslint on the page's JavaScript
 	$(BIN)/ruff check src tests bench
+	$(ESLINT) src/groundup/web/static
 
 clean:
-	rm -rf $(VENV) runs/demo-linear runs/demo-net build src/*.egg-info  # never your own runs
+	rm -rf $(VENV) node_modules runs/demo-linear runs/demo-net build src/*.egg-info  # never your own runs

@@ -176,6 +176,25 @@ def test_load_data_sample_pair():
     assert dls.train.dataset.class_counts() == {2: 400, 9: 400}
 
 
+def test_load_data_from_already_loaded_raw_data():
+    """`raw=` builds the loaders from data in hand (the web page loads its source once):
+    the same tensors as loading the source, and the source is not read again."""
+    from groundup.data.sources import load_source
+
+    raw = load_source("sample")
+    tiny = RawData(
+        "in-hand", "test", "sample",
+        raw.train_images[:600], raw.train_labels[:600],
+        raw.valid_images[:300], raw.valid_labels[:300],
+    )  # fmt: skip
+    dls = load_data("no-such-source", (2, 9), batch_size=64, seed=1, raw=tiny)
+    assert dls.source == "in-hand" and dls.train.batch_size == 64
+    keep = np.isin(tiny.train_labels, [2, 9])
+    assert len(dls.train.dataset) == int(keep.sum())
+    full = load_data("sample", (2, 9), seed=1, raw=raw)
+    assert torch.equal(full.train.dataset.x, load_data("sample", (2, 9), seed=1).train.dataset.x)
+
+
 @pytest.mark.parametrize("digits", [(2, 2), (2,), (2, 12), "2", "2 2", ()])
 def test_load_data_refuses_bad_digit_choices(digits):
     with pytest.raises(UsageError, match="--digits"):

@@ -28,8 +28,7 @@ from starlette.testclient import TestClient
 from groundup.web import create_app
 from groundup.web.app import MAX_IMAGE_BYTES, STATIC_DIR
 from groundup.web.events import Throttle
-from groundup.web.jobs import JobConflict, TrainingJob
-from groundup.web.settings import Settings, parse_settings
+from groundup.web.jobs import JobConflict, TrainingJob, read_settings
 from helpers_net import free_port, live_server
 
 BASE = "http://127.0.0.1"
@@ -117,12 +116,15 @@ def test_page_and_static_files_are_served_with_a_strict_policy(client: TestClien
     page = client.get("/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert '<script src="/static/app.js"' in page.text
+    assert '<script type="module" src="/static/main.js"' in page.text
     csp = page.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "script-src 'self'" in csp
-    for name, kind in (("app.js", "javascript"), ("style.css", "text/css")):
+    modules = sorted(p.name for p in STATIC_DIR.glob("*.js"))
+    assert {"api.js", "form.js", "charts.js", "pad.js", "browser.js", "tips.js"} <= set(modules)
+    for name, kind in [*((m, "text/javascript") for m in modules), ("style.css", "text/css")]:
         r = client.get(f"/static/{name}")
-        assert r.status_code == 200 and kind in r.headers["content-type"]
+        # a browser runs an ES module only when it is served as JavaScript
+        assert r.status_code == 200 and r.headers["content-type"].startswith(kind), name
 
 
 def test_the_page_loads_nothing_from_elsewhere() -> None:
@@ -321,12 +323,12 @@ def test_a_second_start_is_409_until_the_first_is_stopped(client: TestClient) ->
 def test_step_trains_exactly_one_batch(client: TestClient) -> None:
     job: TrainingJob = client.app.state.job
     assert client.post("/api/train/step").json()["state"] == "paused"
-    wait_until(lambda: len(job._points) == 1)
+    wait_until(lambda: len(job.live.points) == 1)
     for n in (2, 3):
         client.post("/api/train/step")
-        wait_until(lambda n=n: len(job._points) == n)
+        wait_until(lambda n=n: len(job.live.points) == n)
     time.sleep(0.3)  # a paused run must not creep on by itself
-    assert len(job._points) == 3
+    assert len(job.live.points) == 3
     assert client.get("/api/state").json()["points"][-1][0] == pytest.approx(3 / 4)
     assert client.post("/api/train/resume").json()["state"] == "running"
     client.post("/api/train/speed", json={"delay": 0})
@@ -374,7 +376,7 @@ def test_new_choices_before_a_run_set_up_a_new_ready_run(client: TestClient) -> 
     assert client.get("/api/state").json()["model"] == "net"  # unchanged by a bad request
     job: TrainingJob = client.app.state.job
     client.post("/api/train/step", json={"model": "linear", "seed": 4})
-    wait_until(lambda: len(job._points) == 1)
+    wait_until(lambda: len(job.live.points) == 1)
     assert client.get("/api/state").json()["model"] == "linear"
     client.post("/api/train/reset")  # no choices: the same run again, from its start
     snap = client.get("/api/state").json()
@@ -384,14 +386,14 @@ def test_new_choices_before_a_run_set_up_a_new_ready_run(client: TestClient) -> 
 def test_reset_gives_back_the_initial_weights(client: TestClient) -> None:
     job: TrainingJob = client.app.state.job
     job.ensure_ready()
-    before = {k: v.clone() for k, v in job._params.items()}
+    before = {k: v.clone() for k, v in job.live.params.items()}
     assert set(before) == {"weight", "bias"}
     client.post("/api/train/start", json={"delay": 0, "epochs": 2})
     wait_for(client, "done")
-    assert not torch.equal(job._params["weight"], before["weight"])
+    assert not torch.equal(job.live.params["weight"], before["weight"])
     client.post("/api/train/reset")
     for k, v in before.items():
-        assert torch.equal(job._params[k], v), k
+        assert torch.equal(job.live.params[k], v), k
 
 
 def test_the_learning_rate_changes_while_training(client: TestClient) -> None:
@@ -401,7 +403,7 @@ def test_the_learning_rate_changes_while_training(client: TestClient) -> None:
     assert r.status_code == 200 and r.json()["lr"] == 0.25
     wait_until(lambda: job.learn is not None and job.learn.opt is not None)
     assert job.learn.opt.lr == 0.25
-    wait_until(lambda: job._points and job._points[-1][0] > 0.5)
+    wait_until(lambda: job.live.points and job.live.points[-1][0] > 0.5)
     assert job.learn.opt.lr == 0.25  # still: no schedule undoes it
     client.post("/api/train/stop")
 
@@ -421,7 +423,18 @@ def test_requests_are_answered_while_training_runs(client: TestClient) -> None:
 def test_a_diverging_run_fails_with_a_message(client: TestClient) -> None:
     client.post(
         "/api/train/start",
-        json={"delay": 0, "epochs": 5, "digits": "all", "model": "net", "lr": 1000, "opt": "sgd"},
+        json={
+            "delay": 0,
+            "epochs": 5,
+            "digits": "all",
+            "model": "net",
+            "lr": 1000,
+            "opt": "sgd",
+            # the page trained at a constant rate before it took the CLI's settings: the
+            # same run as then (one-cycle would start it at lr/25, and a dead net can stall)
+            "schedule": "constant",
+            "augment": False,
+        },
     )
     snap = wait_for(client, "failed", "done")
     assert snap["state"] == "failed"
@@ -468,7 +481,7 @@ def test_contributions_add_up_to_the_score(trained: TestClient) -> None:
     p2 = 1 / (1 + math.exp(-data["score"]))
     assert data["probs"][0] == pytest.approx(p2, abs=1e-3)
     x = torch.tensor(data["input"]).reshape(784)
-    by_hand = float(x @ job._params["weight"][:, 0] + job._params["bias"][0])
+    by_hand = float(x @ job.live.params["weight"][:, 0] + job.live.params["bias"][0])
     assert data["score"] == pytest.approx(by_hand, abs=1e-2)
     assert data["towards"] == 2
 
@@ -636,7 +649,7 @@ def first_batch(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
 def test_a_stepped_batch_shows_each_step_in_order(job: TrainingJob) -> None:
     job.ensure_ready()
     job.step()
-    wait_until(lambda: job.state == "paused" and len(job._points) == 1)
+    wait_until(lambda: job.state == "paused" and len(job.live.points) == 1)
     wait_until(lambda: any(e["type"] == "batch" for e in job.events))
     phases = [e["step"] for e in job.events if e["type"] == "phase"]
     assert phases == ["init", "predict", "loss", "gradient", "step"]
@@ -650,8 +663,8 @@ def test_the_gradient_shown_is_the_hand_computed_one(job: TrainingJob) -> None:
     from groundup.learn.losses import mnist_loss_grad_linear
 
     job.ensure_ready()
-    w0 = job._params["weight"].clone()
-    b0 = job._params["bias"].clone()
+    w0 = job.live.params["weight"].clone()
+    b0 = job.live.params["bias"].clone()
     ds = job.learn.dls.train.dataset
     job.step()
     wait_until(lambda: any(e.get("step") == "gradient" for e in job.events))
@@ -667,13 +680,13 @@ def test_the_weights_move_by_lr_times_the_gradient(job: TrainingJob) -> None:
     from groundup.learn.losses import mnist_loss_grad_linear
 
     job.ensure_ready()
-    w0, b0 = job._params["weight"].clone(), job._params["bias"].clone()
+    w0, b0 = job.live.params["weight"].clone(), job.live.params["bias"].clone()
     ds = job.learn.dls.train.dataset
     job.step()
-    wait_until(lambda: len(job._points) == 1)
+    wait_until(lambda: len(job.live.points) == 1)
     dw, db = mnist_loss_grad_linear(*first_batch(ds), w0, b0)
-    torch.testing.assert_close(job._params["weight"], w0 - 1.0 * dw)
-    torch.testing.assert_close(job._params["bias"], b0 - 1.0 * db)
+    torch.testing.assert_close(job.live.params["weight"], w0 - 1.0 * dw)
+    torch.testing.assert_close(job.live.params["bias"], b0 - 1.0 * db)
 
 
 def test_the_job_refuses_actions_out_of_turn(job: TrainingJob) -> None:
@@ -701,23 +714,33 @@ def test_throttle_lets_ten_a_second_through() -> None:
     assert 9 <= passed <= 10
 
 
-def test_settings_defaults_follow_the_article() -> None:
-    s = parse_settings({})
-    assert s == Settings()
-    c = s.train_config("sample")
-    assert (c.digits, c.model, c.lr, c.epochs, c.batch_size, c.opt) == (
-        (2, 9),
+def test_settings_defaults_follow_the_article(job: TrainingJob) -> None:
+    """The page's defaults are groundup train's, resolved by TrainConfig: the article's
+    for a pair; for ten digits Adam, the one-cycle schedule and, for the net on the
+    small sample, augmentation."""
+    resolved = job.settings({})["resolved"]
+    assert (resolved["digits"], resolved["model"], resolved["lr"], resolved["epochs"]) == (
+        [2, 9],
         "linear",
         1.0,
         20,
+    )
+    assert (resolved["batch_size"], resolved["opt"], resolved["schedule"]) == (
         256,
         "sgd",
+        "constant",
     )
-    net = parse_settings({"model": "net"}).train_config("sample")
-    assert (net.lr, net.epochs, net.hidden) == (0.1, 40, [30])
-    everything = parse_settings({"digits": "all"}).train_config("sample")
-    assert everything.digits == tuple(range(10)) and everything.schedule == "constant"
-    assert parse_settings({"digits": [3, 7]}).digits == (3, 7)
+    net = job.settings({"model": "net"})["resolved"]
+    assert (net["lr"], net["epochs"], net["hidden"]) == (0.1, 40, [30])
+    everything = job.settings({"digits": "all", "model": "net"})["resolved"]
+    assert everything["digits"] == list(range(10))
+    assert (everything["opt"], everything["schedule"], everything["augment"]) == (
+        "adam",
+        "one-cycle",
+        True,
+    )
+    assert (everything["lr"], everything["epochs"]) == (3e-3, 40)
+    assert read_settings({"digits": [3, 7]})[0]["digits"] == [3, 7]
 
 
 # -- pictures ------------------------------------------------------------------------------

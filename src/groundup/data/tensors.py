@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ from torch import Tensor
 
 from groundup.data.digits import ALL_DIGITS, parse_digits, require_digits  # noqa: F401 (re-exported)
 from groundup.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    from groundup.data.sources import RawData
 
 # A split or class whose mean pixel lies this many times off the median of the
 # others is "far": MNIST classes differ by at most ~1.6x (a 1 has the least ink),
@@ -313,11 +317,15 @@ def load_data(
     seed: int = 0,
     rank: int = 0,
     world_size: int = 1,
+    raw: RawData | None = None,
 ) -> DataLoaders:
     """Load a source (`sample`, `mnist`, a folder, ...) and make checked loaders.
 
     Example: `dls = load_data("sample", (2, 9))` gives 800 training and 200
     validation images, `dls.train` shuffled each epoch.
+
+    `raw`, the source already loaded, is used instead of loading `source` again: the
+    web page loads its source once and builds every run's loaders from it.
     """
     from groundup.data.sources import load_source
 
@@ -326,7 +334,8 @@ def load_data(
         # here rather than giving a set whose labels are all the same
         digits = [str(d) for d in digits]
     digits = parse_digits(digits)
-    raw = load_source(source)
+    if raw is None:
+        raw = load_source(source)
     require_digits(raw, digits)
     train = Dataset(*to_tensors(raw.train_images, raw.train_labels, digits), digits, "train")
     valid = Dataset(*to_tensors(raw.valid_images, raw.valid_labels, digits), digits, "valid")

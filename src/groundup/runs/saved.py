@@ -47,7 +47,7 @@ PREPROCESSING = {
 class Run:
     """A saved model, loaded: `run.predict(x)` gives class probabilities."""
 
-    path: Path
+    path: Path | None  # None for a run not saved yet: the web page's, as it trains
     model: Any
     spec: ModelSpec
     meta: dict[str, Any] = field(default_factory=dict)

@@ -2,9 +2,10 @@
 
 `groundup serve` runs `create_app()` with uvicorn. The app (`app.py`) serves a
 plain HTML/JS/CSS page from `static/` (nothing from elsewhere, so it works
-offline) and one background training job (`jobs.py`) that every open page
-watches through Server-Sent Events (`events.py`). `settings.py` checks the
-form's choices; `pictures.py` turns weights and digits into small PNGs.
+offline) and one background training job (`jobs.py`: the state machine and its
+thread) that every open page watches through Server-Sent Events (`events.py`),
+fed by a Learner callback (`live.py`: the live view). `pictures.py` turns weights
+and digits into small PNGs. The form's settings are TrainConfig's, checked there.
 
 Importing this package imports Starlette, so the rest of groundup never does.
 """

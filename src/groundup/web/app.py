@@ -2,6 +2,8 @@
 
     GET  /                          the page (static/index.html)
     GET  /static/...                its script and style (no path leads out of the folder)
+    GET  /api/settings?digits=all&model=net   the form's schema (choices, ranges, help)
+                                    and every setting resolved for those choices
     GET  /api/state                 the run now: state, settings, history, weight pictures
     GET  /api/events                the same, live: Server-Sent Events (see jobs.py)
     POST /api/train/start           {settings}: a new run; 409 while one runs or is paused
@@ -28,6 +30,7 @@ import base64
 import binascii
 import io
 import json
+import mimetypes
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -50,6 +53,9 @@ from groundup.web.events import Subscriber, sse_message
 from groundup.web.jobs import JobConflict, TrainingJob
 
 STATIC_DIR = Path(__file__).parent / "static"
+# The page is ES modules, which a browser runs only when served as JavaScript; some
+# systems' MIME tables still map .js elsewhere (application/x-javascript).
+mimetypes.add_type("text/javascript", ".js")
 MAX_IMAGE_BYTES = 256 * 1024  # a drawn digit is a few KB; refuse anything far larger
 MAX_JSON_BYTES = 16 * 1024  # settings and names
 MAX_IMAGE_PIXELS = 2048 * 2048  # a small PNG may still decode to a huge image
@@ -95,6 +101,7 @@ def create_app(
     routes = [
         Route("/", index),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/api/settings", settings),
         Route("/api/state", state),
         Route("/api/events", events),
         Route("/api/train/{action}", train_action, methods=["POST"]),
@@ -196,6 +203,13 @@ async def index(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+async def settings(request: Request) -> Response:
+    """The form's choices, ranges and help, and the defaults the query's choices resolve
+    to: the page copies none of them (see jobs.settings_schema)."""
+    params = dict(request.query_params)
+    return JSONResponse(await run_in_threadpool(_job(request).settings, params))
+
+
 async def state(request: Request) -> Response:
     job = _job(request)
     await run_in_threadpool(job.ensure_ready)
@@ -291,8 +305,11 @@ def _predict_drawing(job: TrainingJob, png: bytes) -> dict[str, Any]:
 def _explain(job: TrainingJob, x: Any) -> dict[str, Any]:
     """The prediction for one image x (784,), and for the linear model what each
     pixel added to the score (weight × pixel)."""
-    probs, digits = job.predict(x.reshape(1, 784))
-    p = probs[0]  # (C,)
+    from groundup.web.live import contributions
+
+    run = job.run()  # the weights after the last finished batch, as `groundup predict` reads
+    digits = run.digits
+    p = run.predict_proba(x.reshape(1, 784))[0]  # (C,)
     best = int(p.argmax())
     # For a pair the one score says "first digit" when high; otherwise explain the winner.
     column = 0 if len(digits) == 2 else best
@@ -302,7 +319,7 @@ def _explain(job: TrainingJob, x: Any) -> dict[str, Any]:
         "prediction": digits[best],
         "contribution": None,
     }
-    parts = job.contributions(x, column)
+    parts = contributions(run, x, column)
     if parts is not None:
         contrib, bias = parts
         result.update(
@@ -352,7 +369,8 @@ def _browse(job: TrainingJob, split: str, offset: int, limit: int) -> dict[str, 
     labels = [ds.classes[int(i)] for i in ds.class_index()[indices]]
     items = []
     if len(x):
-        probs, digits = job.predict(x)  # (n, C)
+        run = job.run()
+        probs, digits = run.predict_proba(x), run.digits  # (n, C)
         for index, row, label, p in zip(indices.tolist(), x, labels, probs, strict=True):
             items.append(
                 {
