@@ -284,8 +284,12 @@ class TrainingJob:
         with self._lock:
             if self.live is not None:
                 self.live.set_lr(value)
+            schedule = self.learn.config.schedule if self.learn else "constant"
+        note = f"Learning rate is now {value:g}: it applies from the next batch"
+        if schedule != "constant":
+            note += f"; the {schedule} schedule is off for the rest of this run"
         self.hub.publish({"type": "lr", **self.summary()})
-        return self.summary()
+        return {**self.summary(), "note": note}
 
     def set_delay(self, delay: Any) -> dict[str, Any]:
         """Change the wait between batches (seconds) now, also in the middle of a run."""

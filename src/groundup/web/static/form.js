@@ -189,10 +189,7 @@ function setupEvents() {
     if (state === "ready" && choicesValid()) return act("/api/train/reset", readSettings());
     if (state !== "running" && state !== "paused") return refreshDefaults(); // sent with Start
     const r = await act("/api/train/lr", { lr: number($("lr").value) });
-    if (!r) return;
-    // a schedule would undo a rate set by hand: it is off for the rest of this run
-    const off = r.config.schedule !== "constant" ? `; the ${r.config.schedule} schedule is off for the rest of this run` : "";
-    say(`Learning rate is now ${r.lr}: it applies from the next batch${off}.`);
+    if (r) say(`${r.note}.`); // the server says whether a schedule was switched off
   });
   $("speed").addEventListener("input", () => {
     $("speed-out").textContent = speedText(Number($("speed").value));
