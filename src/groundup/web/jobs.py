@@ -41,6 +41,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from groundup.data.sources import RawData
     from groundup.data.tensors import Dataset
     from groundup.learn.learner import Learner
+    from groundup.runs.config import TrainConfig
     from groundup.runs.saved import Run
 
 log = logging.getLogger("groundup.web")
@@ -86,8 +88,9 @@ def settings_schema() -> dict[str, dict[str, Any]]:
     return {**schema, "delay": DELAY}
 
 
-def read_settings(params: Mapping[str, Any]) -> tuple[dict[str, Any], float | None]:
-    """The page's settings, checked: (the run's choices, normalised; the delay or None).
+def read_settings(params: Mapping[str, Any]) -> tuple[dict[str, Any], TrainConfig, float | None]:
+    """The page's settings, checked once, by `TrainConfig.from_mapping`: (the choices
+    as given, normalised; the TrainConfig they make, not yet resolved; the delay or None).
 
     A bad value is a UsageError naming the field (HTTP 400).
     """
@@ -103,7 +106,8 @@ def read_settings(params: Mapping[str, Any]) -> tuple[dict[str, Any], float | No
     choices = {k: getattr(config, k) for k in given}
     if "digits" in choices:
         choices["digits"] = list(choices["digits"])
-    return choices, check_delay(params.get("delay"))
+    # the data is the server's; the device the CPU, where the live view reads the weights
+    return choices, replace(config, device="cpu"), check_delay(params.get("delay"))
 
 
 def check_delay(value: Any) -> float | None:
@@ -190,10 +194,9 @@ class TrainingJob:
 
     def settings(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The form's schema, and every setting resolved for the page's current choices."""
-        choices, _ = read_settings(params)
+        choices, config, _ = read_settings(params)
         mapping = {**choices, "data": self.data, "device": "cpu"}
-        n_train = self._n_train(from_mapping(mapping).digits)
-        resolved = resolve_defaults(mapping, n_train)
+        resolved = resolve_defaults(mapping, self._n_train(config.digits))
         return {"schema": settings_schema(), "resolved": {k: resolved[k] for k in PAGE_SETTINGS}}
 
     # -- control, called by the web requests -------------------------------------------------
@@ -204,14 +207,13 @@ class TrainingJob:
             return  # the usual case, without waiting for a start or stop in progress
         with self._control:
             if self.state == "empty":
-                self._install({})
+                self._install(*read_settings({}))
 
     def start(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Start a new run with these settings (missing ones take their defaults)."""
         with self._control:
             self._refuse_if_active("a run is already training: pause and stop it, or reset it")
-            choices, delay = read_settings(params)
-            self._install(choices, delay)
+            self._install(*read_settings(params))
             self._launch(paused=False)
         return self.summary()
 
@@ -220,9 +222,9 @@ class TrainingJob:
         one (set up first with `params`, the page's choices, when they are given)."""
         with self._control:
             if params and self.state == "ready":
-                choices, delay = read_settings(params)
+                choices, config, delay = read_settings(params)
                 if choices != self.choices:
-                    self._install(choices, delay)
+                    self._install(choices, config, delay)
             with self._lock:
                 if self.state == "paused":
                     self.gate.steps += 1
@@ -269,10 +271,10 @@ class TrainingJob:
         With `params` (the page's choices), set up a new run from them instead, ready
         but not trained: the page shows its initial weights at once.
         """
-        choices, delay = read_settings(params) if params else (None, None)
+        settings = read_settings(params) if params else None
         with self._control:
             self._halt()
-            self._install(self.choices if choices is None else choices, delay)
+            self._install(*(settings or read_settings(self.choices)))
         return self.summary()
 
     def set_lr(self, lr: Any) -> dict[str, Any]:
@@ -404,15 +406,15 @@ class TrainingJob:
 
         return int(np.isin(self._raw_data().train_labels, digits).sum())
 
-    def _install(self, choices: dict[str, Any], delay: float | None = None) -> None:
-        """Build a seeded, untrained run of `choices`, make it current and tell every page.
+    def _install(self, choices: dict[str, Any], config: TrainConfig, delay: float | None) -> None:
+        """Build a seeded, untrained run of `config`, make it current and tell every page.
 
         The same path as `groundup train`: load_data (on the source loaded once), then
         make_learner, which seeds the model and adds the schedule and augmentation."""
         from groundup.data.tensors import load_data
         from groundup.runs.training import make_learner
 
-        config = from_mapping({**choices, "data": self.data, "device": "cpu"})
+        config = replace(config, data=self.data)
         dls = load_data(
             config.data, config.digits, config.batch_size, config.seed, raw=self._raw_data()
         )
