@@ -5,7 +5,8 @@ plain HTML/JS/CSS page from `static/` (nothing from elsewhere, so it works
 offline) and one background training job (`jobs.py`: the state machine and its
 thread) that every open page watches through Server-Sent Events (`events.py`),
 fed by a Learner callback (`live.py`: the live view). `pictures.py` turns weights
-and digits into small PNGs. The form's settings are TrainConfig's, checked there.
+and digits into small PNGs. `form.py` says which of TrainConfig's settings the
+page's form may set; they are checked by TrainConfig.
 
 Importing this package imports Starlette, so the rest of groundup never does.
 """

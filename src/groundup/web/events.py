@@ -2,7 +2,15 @@
 
 The training thread publishes; each open page is a `Subscriber`, a queue on the
 server's event loop that the page's `/api/events` response drains. An event is a
-JSON object with a "type", sent as `event: TYPE` and `data: JSON`.
+JSON object with a "type", sent as `event: TYPE` and `data: JSON`:
+
+  snapshot  everything, for a page that joins or a run that starts or resets
+  state     the run's state changed (running, paused, done, ...)
+  phase     one of the seven steps is happening now, with a value
+  batch     the batch losses since the last update, the weights image and histogram
+  epoch     one epoch finished: its row of the history (losses, accuracy)
+  lr        the learning rate changed
+  watchers  how many pages are watching
 """
 
 from __future__ import annotations

@@ -10,34 +10,20 @@ The page drives it, and every change is published to all the pages watching::
                         weights and the same shuffles; pressing start replays the run
 
 Only one run at a time: `start` while a run is running or paused raises
-`JobConflict` (HTTP 409); stop it or reset it first. The learning rate and the
-speed can change while it runs.
+`JobConflict` (HTTP 409). The learning rate and the speed can change while it runs.
 
-A run is what `groundup train` would train for the same settings: the page's
-settings go through `TrainConfig.from_mapping` (checked once, there), the data
-through `load_data`, the learner through `make_learner`, and `fit` gets the
-config's epochs and learning rate. So the ten-digit net trains with Adam, the
-one-cycle schedule and augmentation, as on the command line. Predictions and saves
-go through the same `Run` and `save_run` as the command line's.
-
-The training thread meets the job at two places: the `Gate` between batches
-(pause, step, stop, the delay), and the `LiveView` callback (web/live.py) that
-publishes the run to the pages.
-
-Events are JSON objects with a "type" (`events.Hub` sends them to every page):
-  snapshot  everything, for a page that joins or a run that starts or resets
-  state     the run's state changed (running, paused, done, ...)
-  phase     one of the seven steps is happening now, with a value
-  batch     the batch losses since the last update, the weights image and histogram
-  epoch     one epoch finished: its row of the history (losses, accuracy)
-  lr        the learning rate changed
-  watchers  how many pages are watching
+A run is what `groundup train` trains for the same settings: the page's settings
+go through `TrainConfig.from_mapping` (web/form.py), the data through `load_data`,
+the learner through `make_learner`, and `fit` gets the config's epochs and rate;
+predictions and saves go through the command line's `Run` and `save_run`. The
+thread meets the job at the `Gate` between batches (pause, step, stop, the delay)
+and in the `LiveView` callback (web/live.py), which publishes the run to the pages
+(the event types are listed in web/events.py).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Mapping
@@ -46,9 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from groundup.errors import DivergenceError, UsageError
-from groundup.web.config_adapter import config_schema, from_mapping, resolve_defaults
+from groundup.web.config_adapter import from_mapping, resolve_defaults
 from groundup.web.events import Hub
-from groundup.web.live import DRAWN_MODELS, LiveView
+from groundup.web.form import DELAY, PAGE_SETTINGS, check_delay, read_settings, settings_schema
+from groundup.web.live import LiveView
 
 if TYPE_CHECKING:
     from groundup.data.sources import RawData
@@ -59,67 +46,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("groundup.web")
 
-# The TrainConfig fields the page may set. The data is the server's (`serve --data`),
-# never a page's, and the device is the CPU, where the live view reads the weights.
-PAGE_SETTINGS = (
-    "digits", "model", "hidden", "init", "opt", "lr", "schedule", "augment",
-    "batch_size", "epochs", "seed",
-)  # fmt: skip
-# The page's one setting of its own: seconds to wait after each batch, so the eye can follow.
-DELAY = {
-    "type": "float",
-    "default": 0.05,
-    "choices": None,
-    "min": 0.0,
-    "max": 1.0,
-    "help": "seconds to wait after each batch; from 0.4 on, each step is shown",
-}
-
 
 class JobConflict(UsageError):
     """The request does not fit the run's state (HTTP 409): e.g. start while one runs."""
-
-
-def settings_schema() -> dict[str, dict[str, Any]]:
-    """What the page's form may choose: TrainConfig's schema for `PAGE_SETTINGS`, with
-    the models the page can draw, and the delay."""
-    schema = {k: dict(v) for k, v in config_schema().items() if k in PAGE_SETTINGS}
-    schema["model"]["choices"] = [m for m in schema["model"]["choices"] if m in DRAWN_MODELS]
-    return {**schema, "delay": DELAY}
-
-
-def read_settings(params: Mapping[str, Any]) -> tuple[dict[str, Any], TrainConfig, float | None]:
-    """The page's settings, checked once, by `TrainConfig.from_mapping`: (the choices
-    as given, normalised; the TrainConfig they make, not yet resolved; the delay or None).
-
-    A bad value is a UsageError naming the field (HTTP 400).
-    """
-    unknown = sorted(set(params) - {*PAGE_SETTINGS, "delay"})
-    if unknown:
-        raise UsageError(f"unknown setting {unknown[0]!r}")
-    given = {k: v for k, v in params.items() if k in PAGE_SETTINGS and v is not None}
-    config = from_mapping(given)
-    if config.model not in DRAWN_MODELS:
-        raise UsageError(
-            f"model must be one of {', '.join(DRAWN_MODELS)} on this page, not {config.model!r}"
-        )
-    choices = {k: getattr(config, k) for k in given}
-    if "digits" in choices:
-        choices["digits"] = list(choices["digits"])
-    # the data is the server's; the device the CPU, where the live view reads the weights
-    return choices, replace(config, device="cpu"), check_delay(params.get("delay"))
-
-
-def check_delay(value: Any) -> float | None:
-    """`value` as seconds in DELAY's range; None if missing."""
-    if value is None:
-        return None
-    low, high = DELAY["min"], DELAY["max"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UsageError(f"delay must be a number of seconds, not {value!r}")
-    if not low <= value <= high:
-        raise UsageError(f"delay must be between {low:g} and {high:g} seconds, not {value:g}")
-    return float(value)
 
 
 class Gate:
