@@ -271,3 +271,44 @@ def test_draw_by_touch_in_chromium(tmp_path: Path) -> None:
         # the same strokes: (nearly) the same pixels, and the same probabilities
         assert np.abs(mouse.astype(int) - finger.astype(int)).mean() < 2.0
         assert "percent" in mouse_bars and finger_bars == mouse_bars
+
+
+def test_the_form_shows_the_servers_defaults_for_each_choice(tmp_path: Path) -> None:
+    """The form holds no default of its own: a new choice shows what `groundup train`
+    would use for it, asked from the server, before a run (a new ready run) and after
+    one (GET /api/settings); a setting the reader typed stays, a cleared one is the
+    default again."""
+    with browser_on_the_app(tmp_path) as (sync_api, url, browser):
+        expect = sync_api.expect
+        page = browser.new_page(viewport={"width": 1360, "height": 1000})
+        page.goto(url)
+        expect(page.locator("#state-label")).to_have_text("ready", timeout=20_000)
+        fields = {f: page.locator(f"#{f}") for f in ("opt", "schedule", "augment", "lr", "epochs")}
+        expect(fields["opt"]).to_have_value("sgd")
+        expect(fields["lr"]).to_have_value("1")
+
+        # before a run: the choice sets up a new ready run, resolved by the server
+        page.check("#all-digits")
+        expect(fields["opt"]).to_have_value("adam")
+        expect(fields["schedule"]).to_have_value("one-cycle")
+        page.select_option("#model", "net")
+        expect(fields["augment"]).to_have_value("true")
+        expect(fields["lr"]).to_have_value("0.003")
+        expect(fields["epochs"]).to_have_value("40")
+
+        # after a run: the page asks GET /api/settings for the new choices' defaults
+        page.uncheck("#all-digits")
+        page.select_option("#model", "linear")
+        page.locator("#epochs").fill("1")
+        page.locator("#epochs").dispatch_event("change")
+        page.locator("#speed").fill("0")
+        page.locator("#speed").dispatch_event("change")
+        page.click("#btn-start")
+        expect(page.locator("#state-label")).to_have_text("done", timeout=30_000)
+        page.check("#all-digits")
+        expect(fields["schedule"]).to_have_value("one-cycle")
+        expect(fields["lr"]).to_have_value("0.01")
+        expect(fields["epochs"]).to_have_value("1")  # typed by the reader: it stays
+        page.locator("#epochs").fill("")
+        page.locator("#epochs").dispatch_event("change")
+        expect(fields["epochs"]).to_have_value("20")

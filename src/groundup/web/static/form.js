@@ -73,7 +73,7 @@ export function readSettings() {
 function showResolved(resolved) {
   for (const el of controls()) {
     const name = el.dataset.setting;
-    if (touched.has(name) || (el === document.activeElement && el.type === "number")) continue;
+    if (touched.has(name)) continue; // the reader's own value stays
     el.value = String(resolved[name]);
   }
 }
