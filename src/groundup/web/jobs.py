@@ -154,6 +154,8 @@ class TrainingJob:
                 choices, config, delay = read_settings(params)
                 if choices != self.choices:
                     self._install(choices, config, delay)
+                elif delay is not None:
+                    self.gate.delay = delay
             with self._lock:
                 if self.state == "paused":
                     self.gate.steps += 1
