@@ -714,7 +714,7 @@ def test_settings_defaults_follow_the_article() -> None:
         "sgd",
     )
     net = parse_settings({"model": "net"}).train_config("sample")
-    assert (net.lr, net.epochs, net.hidden) == (0.1, 40, [30])
+    assert (net.lr, net.epochs, net.hidden) == (0.1, 40, (30,))
     everything = parse_settings({"digits": "all"}).train_config("sample")
     assert everything.digits == tuple(range(10)) and everything.schedule == "constant"
     assert parse_settings({"digits": [3, 7]}).digits == (3, 7)

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from groundup.data.tensors import Dataset
     from groundup.learn.learner import Learner
     from groundup.learn.models import ModelSpec
+    from groundup.runs.training import TrainedRun
 
 log = logging.getLogger("groundup.web")
 
@@ -194,6 +195,7 @@ class TrainingJob:
         self.state = "empty"  # until the first learner is built
         self.message = ""
         self.learn: Learner | None = None
+        self.run: TrainedRun | None = None  # the current run; `learn` is its learner
         self.lr = 0.0
         self.delay = self.settings.delay
         self._thread: threading.Thread | None = None
@@ -224,8 +226,7 @@ class TrainingJob:
         with self._control:
             self._refuse_if_active("a run is already training: pause and stop it, or reset it")
             settings = parse_settings(params)
-            learn = self._build(settings)
-            self._install(learn, settings)
+            self._install(self._build(settings), settings)
             self._launch(paused=False)
         return self.summary()
 
@@ -404,29 +405,23 @@ class TrainingJob:
 
     def save(self, run_dir: Any) -> dict[str, Any]:
         """Save the current model as a run directory (`groundup predict`/`report` read it)."""
+        from groundup.learn.learner import Learner
         from groundup.runs.saved import save_run
-        from groundup.runs.training import model_spec
+        from groundup.runs.training import TrainedRun
 
         self.ensure_ready()
         with self._lock:
-            assert self.learn is not None
-            config = self.learn.config
-            history = [dict(row) for row in self.learn.history]
-            source = self.learn.dls.source
-            init_state = dict(self._start_params)
-        model, digits = self._model_now()
+            assert self.run is not None
+            history = [dict(row) for row in self.run.history]
+        model, _ = self._model_now()
         with self._view_lock:
-            save_run(
-                run_dir,
-                model,
-                model_spec(config),
-                digits,
-                source,
-                history,
-                config.to_dict(),
-                extra={"trained_in": "groundup serve"},
-                init_state=init_state,  # so `groundup report` shows what training changed
+            # the latest copied weights, in a run value of their own: training goes on
+            learner = Learner(self.run.learner.dls, model)
+            learner.history = history
+            snapshot = TrainedRun(
+                self.run.config, learner, self.run.init_state, {"trained_in": "groundup serve"}
             )
+            save_run(run_dir, snapshot)
         return {"epochs": len(history), "final": history[-1] if history else {}}
 
     # -- inside ------------------------------------------------------------------------------
@@ -438,33 +433,30 @@ class TrainingJob:
             self._raw = load_source(self.data)
         return self._raw
 
-    def _build(self, settings: Settings) -> Learner:
-        """A seeded learner for `settings`, from the source loaded once per server."""
-        from groundup.data.tensors import DataLoaders, Dataset, require_digits, to_tensors
-        from groundup.runs.training import make_learner
+    def _build(self, settings: Settings) -> TrainedRun:
+        """A seeded run for `settings`, from the source loaded once per server."""
+        from groundup.data.tensors import load_data
+        from groundup.runs.training import make_run
 
         config = settings.train_config(self.data)
-        raw = self._raw_data()
-        require_digits(raw, config.digits)
-        digits = config.digits
-        train = Dataset(*to_tensors(raw.train_images, raw.train_labels, digits), digits, "train")
-        valid = Dataset(*to_tensors(raw.valid_images, raw.valid_labels, digits), digits, "valid")
-        dls = DataLoaders.from_datasets(
-            train, valid, config.batch_size, config.seed, source=raw.name
+        dls = load_data(
+            digits=config.digits, batch_size=config.batch_size, seed=config.seed,
+            raw=self._raw_data(),
         )
-        return make_learner(config, dls=dls, cbs=[LiveView(self)])
+        return make_run(config, dls=dls, cbs=[LiveView(self)])
 
-    def _install(self, learn: Learner, settings: Settings) -> None:
-        """Make `learn` the current, untrained run and tell every page."""
+    def _install(self, run: TrainedRun, settings: Settings) -> None:
+        """Make `run` the current, untrained run and tell every page."""
+        learn = run.learner
         with self._lock:
-            self.learn, self.settings = learn, settings
-            self.lr = float(learn.config.lr)
+            self.run, self.learn, self.settings = run, learn, settings
+            self.lr = float(run.config.lr)
             self.delay = settings.delay
             self._points = []
             self._keep_weights(learn)
             self._start_params = dict(self._params)
             self._draw_weights()
-            config = learn.config
+            config = run.config
             self._set_state(
                 "ready",
                 f"{config.init} init, seed {config.seed}: press Start to train, or Step "
@@ -473,7 +465,7 @@ class TrainingJob:
             )
         self.hub.publish(self.snapshot())
         self.hub.publish(
-            {"type": "phase", "step": "init", "detail": f"weights drawn: {learn.config.init} init"}
+            {"type": "phase", "step": "init", "detail": f"weights drawn: {run.config.init} init"}
         )
 
     def _launch(self, paused: bool) -> None:
@@ -497,7 +489,7 @@ class TrainingJob:
         """The thread: fit, then record how it ended."""
         error = ""
         try:
-            learn.fit(learn.config.epochs, self.lr)
+            learn.fit(self.run.config.epochs, self.lr)
         except DivergenceError as err:
             error = str(err)
         except Exception as err:  # a bug: keep the server up, tell the page, log it
@@ -609,12 +601,12 @@ class TrainingJob:
     def _model_now(self) -> tuple[Any, tuple[int, ...]]:
         """A model holding the latest copied weights (rebuilt only when they changed)."""
         from groundup.learn.models import build_model
-        from groundup.runs.training import model_spec
 
         with self._lock:
             assert self.learn is not None
-            spec: ModelSpec = model_spec(self.learn.config)
-            params, version, digits = self._params, self._version, self.learn.config.digits
+            assert self.run is not None
+            spec: ModelSpec = self.run.spec
+            params, version, digits = self._params, self._version, self.run.config.digits
         with self._view_lock:
             if self._view_version != version or self._view is None:
                 # zero init draws no random numbers, so it cannot disturb a seeded run
