@@ -267,9 +267,10 @@ The confusion matrix counts, for each true digit, what the model said; the
 diagonal is right. Then the images the model got wrong while being most sure,
 the ones with the highest loss."""),
     ("py", """\
+from groundup.learn.task import Task
 from groundup.runs.evaluate import confusion_matrix
 
-probs = figures.class_probabilities(net_learn.get_preds()[0])    # (200, 2)
+probs = Task((2, 9)).probabilities(net_learn.get_preds()[0]).numpy()    # (200, 2)
 true = valid.class_index()                                        # (200,): 0 for a 2
 cm = confusion_matrix(torch.from_numpy(probs.argmax(1)), true, 2)
 figures.confusion_figure(cm, (2, 9))"""),
@@ -278,18 +279,21 @@ figures.top_losses_figure(valid.x, probs, true, (2, 9), k=5)"""),
     ("md", """\
 ## 8. Keep the model
 
-`save_run` writes the weights (safetensors) and what is needed to use them again
-(JSON); `load_run` reads them back. From the command line, the same run and its
+A trained run is one value, a `TrainedRun`: its settings, its learner, and the
+weights it started from. `save_run` writes the weights (safetensors) and what is
+needed to use them again (JSON); `load_run` reads them back. From the command line, the same run and its
 report are one command:
 
 ```
 groundup train --model net --report
 ```"""),
     ("py", """\
-from groundup import load_run, save_run
-from groundup.learn.models import ModelSpec
+from groundup import TrainConfig, load_run, save_run
+from groundup.runs.training import TrainedRun
 
-save_run("runs/notebook-net", net, ModelSpec(name="net"), (2, 9), "sample", net_learn.history)
+# the settings this notebook trained simple_net with, as the run's config
+trained = TrainedRun(TrainConfig(model="net", lr=0.1, epochs=40).resolved(), net_learn, start.state_dict())
+save_run("runs/notebook-net", trained)
 run = load_run("runs/notebook-net")
 again = run.predict_proba(valid.x)    # (200, 2)
 print("the reloaded model gives the same probabilities:",

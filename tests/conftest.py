@@ -78,23 +78,13 @@ def linear_run(tmp_path_factory, pair_sets) -> tuple[Path, list[dict]]:
     from groundup.data.tensors import DataLoaders
     from groundup.runs.config import TrainConfig
     from groundup.runs.saved import save_run
-    from groundup.runs.training import make_learner, model_spec
+    from groundup.runs.training import make_run
 
-    config = TrainConfig(device="cpu")
     dls = DataLoaders.from_datasets(*pair_sets, source="sample")
-    learn = make_learner(config, dls=dls)
-    learn.fit(learn.config.epochs, learn.config.lr)
+    run = make_run(TrainConfig(device="cpu"), dls=dls).fit()
     run_dir = tmp_path_factory.mktemp("runs") / "linear"
-    save_run(
-        run_dir,
-        learn.model,
-        model_spec(learn.config),
-        learn.config.digits,
-        "sample",
-        learn.history,
-        learn.config.to_dict(),
-    )
-    return run_dir, learn.history
+    save_run(run_dir, run)
+    return run_dir, run.history
 
 
 @pytest.fixture

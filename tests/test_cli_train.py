@@ -76,13 +76,13 @@ def test_progress_bar_only_on_a_terminal_and_not_quiet(
     from groundup.learn.callbacks import ProgressBar
 
     seen = []
-    real = groundup.runs.training.make_learner
+    real = groundup.runs.training.make_run
 
     def spy(config, *args, **kwargs):
         seen.extend(kwargs.get("cbs", ()))
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(groundup.runs.training, "make_learner", spy)
+    monkeypatch.setattr(groundup.runs.training, "make_run", spy)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
     code, _, _ = cli(capsys, "train", "--epochs", "1", "--out", str(tmp_path / "r"), *flags)
     assert code == 0
@@ -246,27 +246,27 @@ def test_a_bad_file_among_good_ones(capsys, trained, sample_raw, tmp_path):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--lr", "0"], "--lr: must be above 0"),
-        (["--lr", "-0.5"], "--lr: must be above 0"),
-        (["--lr", "fast"], "--lr: must be a number"),
+        (["--lr", "0"], "--lr must be above 0"),
+        (["--lr", "-0.5"], "--lr must be above 0"),
+        (["--lr", "fast"], "--lr must be a number"),
         (["--lr", "nan"], "--lr"),
         (["--epochs", "0"], "--epochs must be at least 1"),
         (["--epochs", "-2"], "--epochs must be at least 1"),
         (["--epochs", "2.5"], "--epochs"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--batch-size", "-8"], "--batch-size must be at least 1"),
-        (["--model", "resnet"], "--model: invalid choice: 'resnet'"),
-        (["--init", "he"], "--init: invalid choice"),
+        (["--model", "resnet"], "--model must be one of linear, net, cnn, mean, not 'resnet'"),
+        (["--init", "he"], "--init must be one of"),
         (["--colour"], "unrecognized arguments: --colour"),
         (["--digits", "2", "2"], "--digits lists a digit twice"),
         (["--digits", "2"], "--digits needs at least two classes"),
         (["--digits", "²", "9"], "--digits takes single digits"),
-        (["--hidden", "0", "--model", "net"], "hidden layer widths"),
+        (["--hidden", "0", "--model", "net"], "--hidden must be at least 1"),
         (["--std", "0"], "--std"),
-        (["--device", "abacus"], "unknown device 'abacus'"),
-        (["--target-accuracy", "97"], "--target-accuracy is a share"),
+        (["--device", "abacus"], "--device must be auto, cpu, cuda, cuda:N or mps, not 'abacus'"),
+        (["--target-accuracy", "97"], "--target-accuracy must be above 0 and at most 1"),
         (["--patience", "0"], "--patience must be at least 1"),
-        (["--seed", "99999999999999999999"], "--seed must be a whole number from 0"),
+        (["--seed", "99999999999999999999"], "--seed must be at least 0 and at most"),
     ],
 )
 def test_bad_train_options_exit_2_with_one_line(capsys, tmp_path, args, needle):
@@ -339,9 +339,9 @@ def test_two_runs_ending_in_the_same_second_get_their_own_folders(capsys, tmp_pa
 
 def test_hidden_widths_only_for_net(capsys):
     code, _, err = cli(capsys, "train", "--model", "linear", "--layers", "10,10")
-    assert code == 2 and "--layers sets the hidden widths of --model net" in err
+    assert code == 2 and "--hidden sets the widths of model net" in err  # --layers is --hidden
     code, _, err = cli(capsys, "train", "--model", "cnn", "--hidden", "5")
-    assert code == 2 and "--model cnn has none" in err
+    assert code == 2 and "model cnn has no hidden layer" in err
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -198,7 +198,7 @@ def test_load_data_from_already_loaded_raw_data():
 
 @pytest.mark.parametrize("digits", [(2, 2), (2,), (2, 12), "2", "2 2", ()])
 def test_load_data_refuses_bad_digit_choices(digits):
-    with pytest.raises(UsageError, match="--digits"):
+    with pytest.raises(UsageError, match="^digits "):
         load_data("sample", digits)
 
 

@@ -28,6 +28,7 @@ from groundup.distributed import DistributedError, Worker
 from groundup.errors import UsageError
 from groundup.runs.config import TrainConfig
 from helpers_net import free_port
+from helpers_runs import save_model
 
 # Each scenario trains with 2 workers and with 1 process, and must end with the same
 # weights. 800 training and 200 validation images (sample, 2 vs 9):
@@ -165,7 +166,7 @@ def _spawned_worker(rank: int, port: int, out_dir: str) -> None:
     from safetensors.torch import save_file
 
     from groundup.learn.optim import all_reduce_gradients
-    from groundup.runs.training import make_learner
+    from groundup.runs.training import make_run
 
     torch.set_num_threads(1)
     distributed.init_distributed(Worker(rank, 2, 0, "127.0.0.1", port), "cpu", timeout_s=60)
@@ -185,10 +186,9 @@ def _spawned_worker(rank: int, port: int, out_dir: str) -> None:
         results["ddp"] = _ddp_gradients(rank)
 
         for name, settings in SCENARIOS.items():
-            learn = make_learner(TrainConfig(device="cpu", **settings), rank=rank, world_size=2)
-            learn.fit(learn.config.epochs, learn.config.lr)
-            save_file(weights(learn.model), f"{out_dir}/{name}-{rank}.safetensors")
-            results[name] = learn.history
+            run = make_run(TrainConfig(device="cpu", **settings), rank=rank, world_size=2).fit()
+            save_file(weights(run.model), f"{out_dir}/{name}-{rank}.safetensors")
+            results[name] = run.history
         Path(out_dir, f"results-{rank}.json").write_text(json.dumps(results))
     finally:
         distributed.shutdown()
@@ -270,12 +270,13 @@ def test_two_workers_give_the_weights_of_one_process(two_workers: Any, name: str
     the weights of 1 process at batch 256; also with uneven and empty shares."""
     from safetensors.torch import load_file
 
-    from groundup.runs.training import make_learner
+    from groundup.runs.training import make_run
 
     out, results = two_workers
-    learn = make_learner(TrainConfig(device="cpu", **SCENARIOS[name]))
+    run = make_run(TrainConfig(device="cpu", **SCENARIOS[name]))
+    learn = run.learner
     start = weights(learn.model)
-    learn.fit(learn.config.epochs, learn.config.lr)
+    run.fit()
     single = weights(learn.model)
     w0 = load_file(str(out / f"{name}-0.safetensors"))
     w1 = load_file(str(out / f"{name}-1.safetensors"))
@@ -348,10 +349,10 @@ sys.exit(main())
 
 def test_a_dying_worker_ends_the_run_with_one_clear_line(tmp_path: Path) -> None:
     from groundup.learn.models import ModelSpec, build_model
-    from groundup.runs.saved import load_run, save_run
+    from groundup.runs.saved import load_run
 
     out = tmp_path / "run"
-    save_run(out, build_model(ModelSpec()), ModelSpec(), (2, 9), "sample")  # an earlier run
+    save_model(out, build_model(ModelSpec()))  # an earlier run
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     script = tmp_path / "dying.py"
     script.write_text(textwrap.dedent(DYING_WORKER))

@@ -66,11 +66,10 @@ def test_compare_inits_over_seeds(make_dls):
     # the article's std-1.0 start sits in the sigmoid's flat tails; a scaled one does not
     assert kaiming["accuracy_mean"] > normal["accuracy_mean"]
     # each run is the same as training that config alone: same seed, same result
-    from groundup.runs.training import make_learner
+    from groundup.runs.training import make_run
 
-    learn = make_learner(TrainConfig(epochs=2, device="cpu", seed=1), dls=make_dls(seed=1))
-    learn.fit(2, learn.config.lr)
-    assert learn.history[-1]["accuracy"] == result.trials[-1].final["accuracy"]
+    run = make_run(TrainConfig(epochs=2, device="cpu", seed=1), dls=make_dls(seed=1)).fit()
+    assert run.history[-1]["accuracy"] == result.trials[-1].final["accuracy"]
     curves = result.curves()
     assert [p["epoch"] for p in curves["kaiming"]] == [1, 2]
     assert curves["kaiming"][1]["seconds"] >= curves["kaiming"][0]["seconds"]
@@ -176,8 +175,8 @@ def test_cli_compare_batch_sizes_table_and_plot(cli, tmp_path):
         (["--init", "normal,kaiming", "--seeds", "x"], "--seeds"),
         (["--init", "normal,kaiming", "--batch-size", "full,32"], "exactly one"),
         (["--seeds", "0-4"], "exactly one"),
-        (["--init", "normal,he"], "'he' is not one of"),
-        (["--batch-size", "0,32"], "batch size"),
+        (["--init", "normal,he"], "--init must be one of normal, uniform"),
+        (["--batch-size", "0,32"], "--batch-size must be at least 1"),
     ],
 )
 def test_cli_compare_bad_input_is_one_line_exit_2(cli, args, words):

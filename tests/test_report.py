@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from groundup.cli import main
+from groundup.errors import RunError
 from groundup.runs.saved import INIT_WEIGHTS, load_init_state, load_run
 from groundup.show.report import SECTIONS, initial_model, view_run
 
@@ -22,15 +23,9 @@ def _train(out: Path, **settings) -> Path:
     """Train and save a run as `groundup train` does, initial weights included."""
     from groundup.runs.config import TrainConfig
     from groundup.runs.saved import save_run
-    from groundup.runs.training import make_learner, model_spec
+    from groundup.runs.training import train
 
-    learn = make_learner(TrainConfig(device="cpu", **settings))
-    init = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
-    learn.fit(learn.config.epochs, learn.config.lr)
-    c = learn.config
-    save_run(out, learn.model, model_spec(c), c.digits, learn.dls.source, learn.history,
-             c.to_dict(), init_state=init)
-    return out
+    return save_run(out, train(TrainConfig(device="cpu", **settings)))
 
 
 @pytest.fixture(scope="module")
@@ -114,37 +109,35 @@ def test_report_shows_a_digit_as_its_784_numbers(linear_report):
     assert max(int(c) for c in cells) > 200  # ink, on the 0-255 scale
 
 
-def test_initial_weights_are_saved_and_the_seed_rebuilds_them(linear_dir, net_dir):
+def test_initial_weights_are_saved_and_are_the_seeds(linear_dir, net_dir):
+    from groundup.learn.models import build_model
+
     for run_dir in (linear_dir, net_dir):
         run = load_run(run_dir)
         saved = load_init_state(run_dir)
         assert saved is not None
-        model, origin = initial_model(run)
-        assert origin == "saved"
-        (run_dir / INIT_WEIGHTS).rename(run_dir / "moved.safetensors")
-        try:
-            rebuilt, origin = initial_model(run)
-        finally:
-            (run_dir / "moved.safetensors").rename(run_dir / INIT_WEIGHTS)
-        assert origin == "rebuilt"
+        model = initial_model(run)
         for name, value in saved.items():
-            torch.testing.assert_close(rebuilt.state_dict()[name], value, rtol=0, atol=0)
+            torch.testing.assert_close(model.state_dict()[name], value, rtol=0, atol=0)
+        # they are the weights training drew from the seed (the test replays it; the
+        # report never does)
+        torch.manual_seed(run.meta["seed"])
+        drawn = build_model(run.spec)
+        for name, value in saved.items():
+            torch.testing.assert_close(drawn.state_dict()[name], value, rtol=0, atol=0)
         # training moved them
         assert any(
             not torch.equal(value, run.model.state_dict()[name]) for name, value in saved.items()
         )
 
 
-def test_a_run_without_initial_weights_rebuilds_them_from_its_seed(linear_dir):
-    from groundup.show.report import _init_section
-
+def test_a_run_without_initial_weights_is_refused_clearly(linear_dir):
     (linear_dir / INIT_WEIGHTS).rename(linear_dir / "moved.safetensors")
     try:
-        view = view_run(linear_dir)
+        with pytest.raises(RunError, match="has no init.safetensors: the report needs"):
+            view_run(linear_dir)
     finally:
         (linear_dir / "moved.safetensors").rename(linear_dir / INIT_WEIGHTS)
-    assert view.init_origin == "rebuilt"
-    assert "drawn again from the run&#x27;s seed (0)" in _init_section(view)
 
 
 def test_train_report_writes_a_report_of_simple_net(net_train):

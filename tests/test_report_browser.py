@@ -30,16 +30,11 @@ def _require_chromium() -> None:
 def report_file(tmp_path_factory) -> Path:
     from groundup.runs.config import TrainConfig
     from groundup.runs.saved import save_run
-    from groundup.runs.training import make_learner, model_spec
+    from groundup.runs.training import train
     from groundup.show.report import write_report
 
-    learn = make_learner(TrainConfig(device="cpu", model="net", epochs=3))
-    init = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
-    learn.fit(learn.config.epochs, learn.config.lr)
-    c = learn.config
     run_dir = tmp_path_factory.mktemp("browser") / "net"
-    save_run(run_dir, learn.model, model_spec(c), c.digits, learn.dls.source, learn.history,
-             c.to_dict(), init_state=init)
+    save_run(run_dir, train(TrainConfig(device="cpu", model="net", epochs=3)))
     return write_report(run_dir)
 
 

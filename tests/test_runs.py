@@ -15,7 +15,9 @@ import torch
 from groundup import atomic
 from groundup.errors import RunError
 from groundup.learn.models import ModelSpec, build_model
-from groundup.runs.saved import META, WEIGHTS, atomic_write_bytes, load_run, save_run
+from groundup.runs.config import TrainConfig
+from groundup.runs.saved import INIT_WEIGHTS, META, WEIGHTS, atomic_write_bytes, load_run
+from helpers_runs import save_model
 
 
 @pytest.mark.parametrize("spec", [ModelSpec("linear"), ModelSpec("net", hidden=[30])])
@@ -24,7 +26,8 @@ def test_round_trip_gives_identical_predictions(tmp_path, pair_sets, spec):
     torch.manual_seed(0)
     model = build_model(spec)
     history = [{"epoch": 1, "train_loss": 0.3, "valid_loss": 0.2, "accuracy": 0.9, "seconds": 0.01}]
-    save_run(tmp_path / "run", model, spec, (2, 9), "sample", history, {"seed": 0})
+    config = TrainConfig(model=spec.name, hidden=spec.hidden if spec.name == "net" else None)
+    save_model(tmp_path / "run", model, config, history)
     run = load_run(tmp_path / "run")
     with torch.no_grad():
         assert torch.equal(run.model(valid.x), model(valid.x))
@@ -37,7 +40,8 @@ def test_round_trip_gives_identical_predictions(tmp_path, pair_sets, spec):
 
 def test_model_json_records_what_is_needed(linear_run):
     run_dir, history = linear_run
-    assert sorted(p.name for p in run_dir.iterdir()) == [META, WEIGHTS]
+    # every run keeps the weights it started from, for the report
+    assert sorted(p.name for p in run_dir.iterdir()) == [INIT_WEIGHTS, META, WEIGHTS]
     meta = json.loads((run_dir / META).read_text())
     assert meta["format"] == "groundup-run" and meta["format_version"] == 1
     assert meta["model"]["name"] == "linear" and meta["model"]["n_in"] == 784
@@ -108,7 +112,7 @@ def test_save_run_failing_midway_keeps_the_previous_run_loadable(tmp_path, linea
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
     monkeypatch.setattr(atomic.os, "replace", _fail)
     with pytest.raises(RunError, match="cannot save the run .*simulated"):
-        save_run(run_dir, build_model(ModelSpec()), ModelSpec(), (2, 9), "sample")
+        save_model(run_dir, build_model(ModelSpec()), TrainConfig())
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary folder left
@@ -119,7 +123,7 @@ def test_saving_over_a_run_replaces_the_whole_folder(tmp_path, linear_run):
     run_dir = tmp_path / "run"
     shutil.copytree(linear_run[0], run_dir)
     (run_dir / "report.html").write_text("about the old model")
-    save_run(run_dir, build_model(ModelSpec()), ModelSpec(), (2, 9), "sample")
+    save_model(run_dir, build_model(ModelSpec()), TrainConfig())
     # nothing of the old run survives beside the new weights
     assert sorted(p.name for p in run_dir.iterdir()) == ["model.json", "model.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
@@ -135,7 +139,7 @@ def test_save_run_refuses_an_out_that_is_not_a_run(tmp_path, kind):
         target.mkdir()
         (target / "notes.txt").write_text("mine")
     with pytest.raises(RunError, match="choose another --out"):
-        save_run(target, build_model(ModelSpec()), ModelSpec(), (2, 9), "sample")
+        save_model(target, build_model(ModelSpec()), TrainConfig())
     assert (target.read_text() if kind == "file" else (target / "notes.txt").read_text()) == "mine"
 
 
@@ -218,12 +222,12 @@ def test_mismatched_model_json(run_copy, change, match):
 
 def test_weights_of_another_model(run_copy, tmp_path):
     torch.manual_seed(0)
-    save_run(tmp_path / "net", build_model(ModelSpec("net")), ModelSpec("net"), (2, 9), "sample")
+    save_model(tmp_path / "net", build_model(ModelSpec("net")), TrainConfig(model="net"))
     shutil.copy(tmp_path / "net" / WEIGHTS, run_copy / WEIGHTS)
     with pytest.raises(RunError, match="does not match the model in model.json"):
         load_run(run_copy)
 
 
 def test_no_temp_files_after_a_save(tmp_path):
-    save_run(tmp_path / "r", build_model(ModelSpec()), ModelSpec(), (2, 9), "sample")
+    save_model(tmp_path / "r", build_model(ModelSpec()), TrainConfig())
     assert sorted(os.listdir(tmp_path / "r")) == [META, WEIGHTS]

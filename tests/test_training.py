@@ -1,20 +1,19 @@
-"""From a TrainConfig to a trained Learner: defaults that work, reproducibility,
-GD against SGD, and the stopping options."""
+"""From a TrainConfig to a trained run: defaults that work, reproducibility, GD against
+SGD, the stopping options, and the run as one value."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from groundup.errors import UsageError
+from groundup.errors import SettingError
 from groundup.learn.callbacks import EarlyStopping, TargetAccuracy
 from groundup.runs.config import TrainConfig
-from groundup.runs.training import make_learner, model_spec
+from groundup.runs.training import make_learner, make_run, model_spec, train
 
 
 def _fit(config: TrainConfig, dls=None, cbs=()):
-    learn = make_learner(config, dls=dls, cbs=cbs)
-    return learn.fit(learn.config.epochs, learn.config.lr)
+    return make_run(config, dls=dls, cbs=cbs).fit().learner
 
 
 def _numbers(history):
@@ -34,13 +33,25 @@ def test_defaults_reach_98_5_percent_for_both_models_on_seeds_0_to_4(make_dls):
 
 
 def test_articles_recipe_is_available(make_dls):
-    learn = make_learner(TrainConfig(init="normal", std=1.0, device="cpu"), make_dls())
+    run = make_run(TrainConfig(init="normal", std=1.0, device="cpu"), make_dls())
+    learn = run.learner
     w = learn.model.weight
     assert w.std().item() == pytest.approx(1.0, rel=0.1)
     assert learn.model.bias.item() != 0.0  # the article draws the bias too
-    assert (learn.config.lr, learn.config.epochs) == (1.0, 20)
-    learn.fit(2, learn.config.lr)
+    assert (run.config.lr, run.config.epochs) == (1.0, 20)
+    learn.fit(2, run.config.lr)
     assert len(learn.history) == 2
+
+
+def test_a_trained_run_is_one_value():
+    run = train(TrainConfig(epochs=2, device="cpu"))
+    assert run.config.lr == 1.0 and run.config.epochs == 2  # resolved: every setting
+    assert len(run.history) == 2 and run.history is run.learner.history
+    assert run.spec.name == "linear" and run.spec.n_out == 1 and run.source == "sample"
+    # the weights it started from are kept, and training moved them
+    assert set(run.init_state) == set(run.model.state_dict())
+    assert not torch.equal(run.init_state["weight"], run.model.weight.detach())
+    assert not hasattr(run.learner, "config")  # nothing attached to the learner
 
 
 def test_same_seed_same_numbers_and_weights(make_dls):
@@ -88,7 +99,7 @@ class CountSteps:
 
 def test_full_batch_takes_exactly_one_step_per_epoch(make_dls):
     gd, sgd = CountSteps(), CountSteps()
-    learn = _fit(TrainConfig(full_batch=True, epochs=3, device="cpu"), make_dls(), [gd])
+    learn = _fit(TrainConfig(batch_size="full", epochs=3, device="cpu"), make_dls(), [gd])
     _fit(TrainConfig(epochs=3, device="cpu"), make_dls(), [sgd])
     assert gd.per_epoch == [1, 1, 1]
     assert learn.opt.t == 3
@@ -112,7 +123,8 @@ def test_model_spec_and_bad_settings():
     spec = model_spec(TrainConfig(model="net", hidden=[12]).resolved())
     assert (spec.name, spec.hidden, spec.n_out) == ("net", [12], 1)
     assert model_spec(TrainConfig(digits=(1, 2, 3)).resolved()).n_out == 3
-    with pytest.raises(UsageError, match="unknown optimizer"):
-        make_learner(TrainConfig(opt="lbfgs", device="cpu"))
-    with pytest.raises(UsageError, match="unknown model"):
-        make_learner(TrainConfig(model="resnet", device="cpu"))
+    # a bad choice is refused when the config is made, before any data is loaded
+    with pytest.raises(SettingError, match="opt must be one of"):
+        TrainConfig(opt="lbfgs", device="cpu")
+    with pytest.raises(SettingError, match="model must be one of"):
+        TrainConfig(model="resnet", device="cpu")

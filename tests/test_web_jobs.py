@@ -73,10 +73,10 @@ def test_the_page_trains_the_ten_digit_net_as_the_command_line_does(
     job.start({**settings, "delay": 0})
     wait_until(lambda: job.state in ("done", "failed"))
     assert job.state == "done", job.message
-    config = job.learn.config
-    assert (config.opt, config.schedule, config.augment) == ("adam", "one-cycle", True)
+    config = job.trained.config.to_dict()
+    assert (config["opt"], config["schedule"], config["augment"]) == ("adam", "one-cycle", True)
     for key in ("lr", "epochs", "batch_size", "hidden", "init", "seed", "opt", "schedule"):
-        assert getattr(config, key) == cli.meta["config"][key], key
+        assert config[key] == cli.meta["config"][key], key
 
     web_history = without_seconds(job.learn.history)
     assert web_history == without_seconds(cli.meta["history"])
@@ -103,7 +103,7 @@ def test_a_learning_rate_set_by_hand_switches_the_schedule_off(job: TrainingJob)
 
     job.reset()
     assert job.summary()["lr_by_hand"] is False
-    assert job.summary()["lr"] == job.learn.config.lr == 3e-3
+    assert job.summary()["lr"] == job.trained.config.lr == 3e-3
     job.start({"digits": "all", "model": "net", "epochs": 3, "delay": 0.03})
     start = len(job.events)
     wait_until(lambda: sum(e["type"] == "batch" for e in job.events[start:]) >= 4)
@@ -135,7 +135,7 @@ def test_the_form_reads_its_choices_and_defaults_from_the_server(client: TestCli
     assert set(schema["delay"]) >= {"default", "min", "max", "help"}
     expected = TrainConfig(digits=tuple(range(10)), model="net").resolved(n_train=4000)
     for key in ("lr", "epochs", "opt", "schedule", "augment", "batch_size", "hidden", "init"):
-        assert resolved[key] == getattr(expected, key), key
+        assert resolved[key] == expected.to_dict()[key], key
     pair = client.get("/api/settings").json()["resolved"]
     assert (pair["lr"], pair["epochs"], pair["schedule"]) == (1.0, 20, "constant")
     for bad, field in (("model=cnn", "model"), ("colour=red", "colour"), ("digits=2+2", "twice")):

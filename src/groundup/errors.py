@@ -26,6 +26,22 @@ class UsageError(GroundupError, ValueError):
     exit_code = 2
 
 
+class SettingError(UsageError):
+    """A setting of a run has a value no run can use (exit code 2).
+
+    `field` names the setting and `problem` says what is wrong, so that each face
+    words it its own way: the library and the page say "lr must be above 0, not 0",
+    the command line "--lr must be above 0, not 0" (`as_flag`)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+        self.problem = problem
+
+    def as_flag(self) -> str:
+        return f"--{self.field.replace('_', '-')} {self.problem}"
+
+
 class RunError(GroundupError):
     """A run directory or model file is missing, corrupt or mismatched (exit code 1)."""
 

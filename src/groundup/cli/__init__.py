@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from groundup.errors import GroundupError
+from groundup.errors import GroundupError, SettingError
 
 # The modules that add subcommands, in the order `--help` lists them.
 COMMAND_MODULES = ("data", "train", "experiments", "report", "serve")
@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if err.exit_code == 2:  # a usage error: as argparse words its own
             prog = getattr(args, "prog_", "groundup")
-            sys.stderr.write(f"{prog}: error: {err} (see '{prog} --help')\n")
+            text = err.as_flag() if isinstance(err, SettingError) else str(err)
+            sys.stderr.write(f"{prog}: error: {text} (see '{prog} --help')\n")
         else:
             sys.stderr.write(f"groundup: error: {err}\n")
         return err.exit_code

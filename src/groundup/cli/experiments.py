@@ -9,13 +9,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from groundup.cli import add_debug
-from groundup.cli.train import _layers, _lr, add_data_options
+from groundup.cli import add_debug, options
 from groundup.errors import UsageError
-from groundup.runs.config import MODEL_NAMES, TrainConfig
 
-INITS = ("normal", "uniform", "xavier", "kaiming", "zeros")
-OPTS = ("sgd", "momentum", "adam")
+# the settings compare can vary (each takes a comma list), and the ones it holds fixed
+COMPARED = ("init", "batch_size", "opt", "lr", "model")
+FIXED = ("hidden", "std", "epochs", "augment", "device")
+LR_FIND_SETTINGS = (
+    "model",
+    "hidden",
+    "init",
+    "std",
+    "opt",
+    "batch_size",
+    "augment",
+    "seed",
+    "device",
+)
 ZEROS_WARNING = (
     "groundup: warning: --init zeros gives every hidden unit the same weights, so they all "
     "get the same gradient and stay identical (the symmetry problem)\n"
@@ -36,41 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "descent against SGD)."
         ),
     )
-    add_data_options(p)
+    options.add_settings(p, options.DATA)
     g = p.add_argument_group("the setting to compare (a comma list) and the fixed ones")
-    g.add_argument(
-        "--init",
-        type=_choices(INITS),
-        default=["kaiming"],
-        metavar="LIST",
-        help=f"initialisations, from {', '.join(INITS)} (default kaiming)",
-    )
-    g.add_argument(
-        "--batch-size",
-        type=_batch_sizes,
-        default=[256],
-        metavar="LIST",
-        help="mini-batch sizes, or 'full' for gradient descent (default 256)",
-    )
-    g.add_argument(
-        "--opt", type=_choices(OPTS), metavar="LIST", help="optimizers: sgd, momentum, adam"
-    )
-    g.add_argument("--lr", type=_list_of(_lr), metavar="LIST", help="learning rates")
-    g.add_argument(
-        "--model",
-        type=_choices(MODEL_NAMES),
-        default=["linear"],
-        metavar="LIST",
-        help=f"models, from {', '.join(MODEL_NAMES)} (default linear)",
-    )
-    _add_fixed_model_options(g)
-    g.add_argument("--epochs", type=int, help="epochs per run (default: the model's default)")
-    g.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="randomly shift, rotate and scale training batches",
-    )
+    for name in COMPARED:
+        options.add_setting(g, name, as_list=True)
+    for name in ("hidden", "std", "epochs", "augment", "device"):
+        options.add_setting(g, name)
     g.add_argument(
         "--seeds",
         default="0",
@@ -93,25 +74,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "are put back afterwards: nothing is trained or saved."
         ),
     )
-    add_data_options(p)
-    g = p.add_argument_group("model and training")
-    g.add_argument("--model", default="linear", choices=MODEL_NAMES, help="default: linear")
-    _add_fixed_model_options(g)
-    g.add_argument(
-        "--init", default="kaiming", choices=INITS, help="weight initialisation (default kaiming)"
-    )
-    g.add_argument("--opt", choices=OPTS, help="optimizer (default: sgd for a pair, else adam)")
-    g.add_argument("--batch-size", type=int, default=256, help="mini-batch size (default 256)")
-    g.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="randomly shift, rotate and scale training batches",
-    )
-    g.add_argument("--seed", type=int, default=0, help="seeds weights and shuffles (default 0)")
+    options.add_settings(p, options.DATA)
+    options.add_settings(p, LR_FIND_SETTINGS, "model and training")
     g = p.add_argument_group("the sweep")
-    g.add_argument("--start", type=_lr, default=1e-5, help="first learning rate (default 1e-5)")
-    g.add_argument("--end", type=_lr, default=10.0, help="last learning rate (default 10)")
+    g.add_argument("--start", type=float, default=1e-5, help="first learning rate (default 1e-5)")
+    g.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
     g.add_argument("--num", type=int, default=100, help="mini-batches in the sweep (default 100)")
     p.add_argument(
         "--plot",
@@ -126,102 +93,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_lr_find)
 
 
-def _add_fixed_model_options(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--hidden", type=int, metavar="N", help="hidden width of 'net'")
-    g.add_argument(
-        "--layers", type=_layers, metavar="W,W", help="hidden widths of 'net', e.g. 256,128"
-    )
-    g.add_argument("--std", type=float, default=1.0, help="std for init normal (default 1.0)")
-    g.add_argument("--device", default="auto", help="auto (a GPU if present), cpu, cuda or mps")
-
-
-def _list_of(parse_one: Any) -> Any:
-    def parse(text: str) -> list[Any]:
-        items = [t for t in text.replace(" ", "").split(",") if t]
-        if not items:
-            raise argparse.ArgumentTypeError("give at least one value")
-        values = [parse_one(t) for t in items]
-        if len(set(map(str, values))) != len(values):
-            raise argparse.ArgumentTypeError(f"lists a value twice: {text!r}")
-        return values
-
-    return parse
-
-
-def _choices(allowed: tuple[str, ...]) -> Any:
-    def one(text: str) -> str:
-        if text not in allowed:
-            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(allowed)}")
-        return text
-
-    return _list_of(one)
-
-
-def _batch_size(text: str) -> int | str:
-    if text == "full":
-        return "full"
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise argparse.ArgumentTypeError(
-        f"a batch size is a whole number of at least 1 or 'full', not {text!r}"
-    )
-
-
-_batch_sizes = _list_of(_batch_size)
-
-
-def _hidden(args: argparse.Namespace) -> list[int] | None:
-    if args.hidden is not None and args.layers is not None:
-        raise UsageError("give --hidden or --layers, not both")
-    if args.layers is not None:
-        return list(args.layers)
-    return [args.hidden] if args.hidden is not None else None
-
-
 def _warn_zeros(inits: list[str], models: list[str]) -> None:
     if "zeros" in inits and any(m not in ("linear", "mean") for m in models):
         sys.stderr.write(ZEROS_WARNING)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from groundup.data.tensors import parse_digits
     from groundup.runs.experiments import compare, parse_seeds, plot_comparison
 
     seeds = parse_seeds(args.seeds)
-    lists = {
-        "init": args.init,
-        "batch_size": args.batch_size,
-        "opt": args.opt or [None],
-        "lr": args.lr or [None],
-        "model": args.model,
-    }
+    lists = {name: options.split_list(name, getattr(args, name)) for name in COMPARED}
     varied = [name for name, values in lists.items() if len(values) > 1]
     if len(varied) != 1:
-        got = ", ".join("--" + v.replace("_", "-") for v in varied) or "none"
+        got = ", ".join(options.flag(v) for v in varied) or "none"
         raise UsageError(
-            "compare varies exactly one setting: give a comma list to one of --init, "
-            f"--batch-size, --opt, --lr or --model (lists given: {got})"
+            "compare varies exactly one setting: give a comma list to one of "
+            f"{', '.join(options.flag(n) for n in COMPARED)} (lists given: {got})"
         )
     setting = varied[0]
     fixed = {name: values[0] for name, values in lists.items() if name != setting}
-    batch = fixed.get("batch_size", 256)  # the varied value, per run, when it is compared
-    config = TrainConfig(
-        data=args.data,
-        digits=parse_digits(args.digits),
-        model=fixed.get("model", "linear"),
-        hidden=_hidden(args),
-        init=fixed.get("init", "kaiming"),
-        std=args.std,
-        epochs=args.epochs,
-        lr=fixed.get("lr"),
-        batch_size=256 if batch == "full" else batch,
-        full_batch=batch == "full",
-        opt=fixed.get("opt"),
-        augment=args.augment,
-        device=args.device,
-    )
-    config.validate()
-    _warn_zeros(args.init, args.model)
+    config = options.config_from_args(args, (*options.DATA, *FIXED), **fixed)
+    _warn_zeros(lists["init"], [config.model] if setting != "model" else lists["model"])
 
     progress = None
     if not args.json and sys.stderr.isatty():
@@ -289,7 +181,7 @@ def _print_comparison(result: Any, plot: Path | None) -> None:
         "model": c["model"],
         "opt": c["opt"],
         "lr": f"{c['lr']:g}",
-        "batch_size": "full" if c["full_batch"] else c["batch_size"],
+        "batch_size": c["batch_size"],
         "augment": "on" if c["augment"] else "off",
     }
     console.print(
@@ -336,40 +228,25 @@ def _pm(mean: float, std: float, percent: bool = False) -> str:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from groundup.data.tensors import parse_digits
-
     if args.num < 2:
         raise UsageError(f"--num must be at least 2, not {args.num}")
     if not args.start < args.end:
         raise UsageError(f"--start ({args.start:g}) must be below --end ({args.end:g})")
-    config = TrainConfig(
-        data=args.data,
-        digits=parse_digits(args.digits),
-        model=args.model,
-        hidden=_hidden(args),
-        init=args.init,
-        std=args.std,
-        batch_size=args.batch_size,
-        opt=args.opt,
-        schedule="constant",
-        augment=args.augment,
-        seed=args.seed,
-        device=args.device,
-    )
-    config.validate()
-    _warn_zeros([args.init], [args.model])
+    # a sweep raises the rate itself: no schedule may set it
+    config = options.config_from_args(args, (*options.DATA, *LR_FIND_SETTINGS), schedule="constant")
+    _warn_zeros([config.init], [config.model])
     from groundup.runs.experiments import lr_find, plot_lr_find
-    from groundup.runs.training import make_learner
+    from groundup.runs.training import make_run
 
-    learn = make_learner(config)
-    result = lr_find(learn, args.start, args.end, args.num)
+    run = make_run(config)
+    result = lr_find(run.learner, args.start, args.end, args.num)
     plot = None if args.no_plot else plot_lr_find(result, args.plot)
     if args.json:
         out = result.to_dict()
         out["plot"] = str(plot) if plot else None
         print(json.dumps(_finite(out)))
         return 0
-    c = learn.config
+    c = run.config
     print(
         f"data {c.data}, digits {' '.join(map(str, c.digits))}, model {c.model}, opt {c.opt}, "
         f"batch {c.batch_size}: {len(result.lrs)} mini-batches from lr {args.start:g} "

@@ -198,7 +198,7 @@ def _run_figure(args: argparse.Namespace, F: Any) -> Any:
     if name == "histogram":
         from groundup.show.report import initial_model
 
-        return F.weight_histogram_figure(initial_model(run)[0].state_dict(), run.model.state_dict())
+        return F.weight_histogram_figure(initial_model(run).state_dict(), run.model.state_dict())
     from groundup.show.report import confusion, view_run
 
     view = view_run(run, args.data)

@@ -7,12 +7,13 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from groundup.cli import add_debug
-from groundup.errors import DivergenceError, UsageError
-from groundup.runs.config import MODEL_NAMES, TrainConfig
+from groundup.cli import add_debug, options
+from groundup.errors import DivergenceError
+from groundup.runs.config import TrainConfig
 
 if TYPE_CHECKING:
     from groundup.distributed import Worker
@@ -31,7 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "alone prints and saves."
         ),
     )
-    add_data_options(p)
     add_train_options(p)
     p.add_argument(
         "--dist-timeout",
@@ -83,151 +83,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_predict)
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data",
-        default="sample",
-        metavar="SRC",
-        help="sample (bundled, default), mnist, fashion-mnist, kmnist, or a folder "
-        "(IDX files or images in train/<label>/ and valid/<label>/)",
-    )
-    p.add_argument(
-        "--digits",
-        nargs="+",
-        default=["2", "9"],
-        metavar="D",
-        help="digits to tell apart: a pair (default 2 9; the first is label 1), a list, or all",
-    )
+TRAIN_SETTINGS = (*options.DATA, *options.MODEL, *options.TRAINING, *options.STOPPING)
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default="linear", choices=MODEL_NAMES, help="default: linear")
-    g.add_argument(
-        "--hidden",
-        type=int,
-        metavar="N",
-        help="hidden width of 'net' (default: 30 for a pair; 256,128 for more classes)",
-    )
-    g.add_argument(
-        "--layers", type=_layers, metavar="W,W", help="hidden widths of 'net', e.g. 256,128"
-    )
-    g.add_argument(
-        "--init",
-        default="kaiming",
-        choices=("normal", "uniform", "xavier", "kaiming", "zeros"),
-        help="weight initialisation (default kaiming; the article's is normal with --std 1.0)",
-    )
-    g.add_argument("--std", type=float, default=1.0, help="std for --init normal (default 1.0)")
-
+    """Every setting of a run, each from its `TrainConfig` field."""
+    options.add_settings(p, options.DATA)
+    options.add_settings(p, options.MODEL, "model")
     g = p.add_argument_group("training")
-    g.add_argument(
-        "--epochs",
-        type=int,
-        help="default: a pair 20 (linear) or 40 (net); ten digits 20/40/20 for linear/net/cnn, "
-        "8/15/6 on a large set such as Fashion-MNIST",
-    )
-    g.add_argument(
-        "--lr",
-        type=_lr,
-        help="learning rate (default: a pair 1.0 linear, 0.1 net; ten digits 0.01 linear/cnn, "
-        "0.003 net)",
-    )
-    g.add_argument("--batch-size", type=int, default=256, help="mini-batch size (default 256)")
-    g.add_argument(
-        "--full-batch",
-        action="store_true",
-        help="gradient descent: one step per epoch on the whole training set (default: SGD)",
-    )
-    g.add_argument(
-        "--opt",
-        choices=("sgd", "momentum", "adam"),
-        help="optimizer (default: sgd for a pair, adam for more classes)",
-    )
-    g.add_argument(
-        "--schedule",
-        choices=("constant", "one-cycle"),
-        help="learning-rate schedule (default: constant for a pair, one-cycle for more classes)",
-    )
-    g.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="randomly shift, rotate and scale training batches",
-    )
-    g.add_argument("--seed", type=int, default=0, help="seeds weights and shuffles (default 0)")
-    g.add_argument("--device", default="auto", help="auto (a GPU if present), cpu, cuda or mps")
-
-    g = p.add_argument_group("stopping")
-    g.add_argument("--target-accuracy", type=float, metavar="A", help="stop at this accuracy")
-    g.add_argument(
-        "--patience", type=int, metavar="N", help="stop after N epochs without a better valid loss"
-    )
-
-
-def _lr(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
-    return value
-
-
-def _layers(text: str) -> list[int]:
-    try:
-        widths = [int(w) for w in text.replace(" ", "").split(",") if w]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be widths separated by commas, like 256,128, not {text!r}"
-        ) from None
-    if not widths or any(w < 1 for w in widths):
-        raise argparse.ArgumentTypeError(f"each width must be at least 1, not {text!r}")
-    return widths
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The typed config for a `train`-like command's options."""
-    from groundup.data.digits import parse_digits
-
-    if args.hidden is not None and args.layers is not None:
-        raise UsageError("give --hidden or --layers, not both")
-    if (args.hidden is not None or args.layers is not None) and args.model != "net":
-        flag = "--hidden" if args.hidden is not None else "--layers"
-        raise UsageError(
-            f"{flag} sets the hidden widths of --model net; --model {args.model} has none"
-        )
-    hidden = (
-        args.layers
-        if args.layers is not None
-        else ([args.hidden] if args.hidden is not None else None)
-    )
-    config = TrainConfig(
-        data=args.data,
-        digits=parse_digits(args.digits),
-        model=args.model,
-        hidden=hidden,
-        init=args.init,
-        std=args.std,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        full_batch=args.full_batch,
-        opt=args.opt,
-        schedule=args.schedule,
-        augment=args.augment,
-        seed=args.seed,
-        device=args.device,
-        target_accuracy=args.target_accuracy,
-        patience=args.patience,
-    )
-    config.validate()
-    return config
+    for name in options.TRAINING:
+        options.add_setting(g, name)
+    options.add_full_batch(g)
+    options.add_settings(p, options.STOPPING, "stopping")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    config = options.config_from_args(args, TRAIN_SETTINGS)
     from groundup.distributed import worker_from_env
 
     worker = worker_from_env(os.environ)  # torchrun sets RANK, WORLD_SIZE, ...; else None
@@ -244,7 +115,7 @@ def _train_as_worker(args: argparse.Namespace, config: TrainConfig, worker: Work
     """
     from groundup import distributed
 
-    config.device = distributed.worker_device(config.device, worker.local_rank)
+    config = replace(config, device=distributed.worker_device(config.device, worker.local_rank))
     with distributed.sigterm_as_error(worker):
         backend = distributed.init_distributed(worker, config.device, args.dist_timeout)
         try:
@@ -266,7 +137,7 @@ def _train(
         )
     from groundup.learn.callbacks import EpochPrinter, ProgressBar
     from groundup.runs.saved import save_run
-    from groundup.runs.training import make_learner, model_spec
+    from groundup.runs.training import make_run
 
     show = main and not (args.quiet or args.json)
     cbs: list[Any] = []
@@ -279,8 +150,10 @@ def _train(
         from groundup.runs.saved import check_run_dir_writable
 
         check_run_dir_writable(args.out)  # before training, not after it
-    learn = make_learner(config, cbs=cbs, rank=rank, world_size=world_size)
-    config = learn.config
+    run = make_run(config, cbs=cbs, rank=rank, world_size=world_size)
+    config, learn = run.config, run.learner
+    if worker:
+        run.extra = {"distributed": {"workers": world_size, "backend": backend}}
     if show:
         dls = learn.dls
         if config.model == "mean":  # no weights to initialise or step: say what it does
@@ -288,7 +161,7 @@ def _train(
         else:
             how = (
                 f"model {config.model}, init {config.init}, opt {config.opt}, "
-                f"lr {config.lr:g}, batch {'full' if config.full_batch else config.batch_size}"
+                f"lr {config.lr:g}, batch {config.batch_size}"
             )
         print(
             f"data: {dls.source}, digits {' '.join(map(str, config.digits))}: "
@@ -296,11 +169,9 @@ def _train(
             f"{how}, device {learn.device}"
             + (f" | {world_size} workers ({backend})" if worker else "")
         )
-    # the weights before training, kept in the run so a report can show what changed
-    init_state = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
     start = time.perf_counter()
     try:
-        learn.fit(config.epochs, config.lr)
+        run.fit()
     except DivergenceError as err:
         kept = (
             f"; {args.out} is left as it was"
@@ -315,21 +186,8 @@ def _train(
         return 0
     claimed = args.out is None
     out = args.out or _new_run_dir(config.model)
-    source = learn.dls.source
-    if Path(source).exists():  # a folder: keep it findable from any working directory
-        source = str(Path(source).resolve())
     try:
-        save_run(
-            out,
-            learn.model,
-            model_spec(config),
-            config.digits,
-            source,
-            learn.history,
-            config.to_dict(),
-            extra={"distributed": {"workers": world_size, "backend": backend}} if worker else None,
-            init_state=init_state,
-        )
+        save_run(out, run)
     except BaseException:
         if claimed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # the name we claimed, still empty: leave nothing behind

@@ -9,3 +9,6 @@
 
 Nothing is imported here, so that `groundup data info` never pays for torch.
 """
+
+BATCH_SIZE = 256  # the article's mini-batch size, and every loader's default
+FULL = "full"  # the batch size of gradient descent: the whole training set at once

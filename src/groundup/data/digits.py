@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from groundup.errors import DataError, UsageError
+from groundup.errors import DataError, SettingError
 
 if TYPE_CHECKING:
     from groundup.data.sources import RawData
@@ -37,12 +37,12 @@ def parse_digits(tokens: Sequence[str] | str | None) -> tuple[int, ...]:
     for tok in tokens:
         # not str.isdigit, which also accepts "²" and "٣" (and int("²") then fails)
         if not (len(tok) == 1 and tok in "0123456789"):
-            raise UsageError(f"--digits takes single digits 0-9 or 'all', not {tok!r}")
+            raise SettingError("digits", f"takes single digits 0-9 or 'all', not {tok!r}")
         digits.append(int(tok))
     if len(set(digits)) != len(digits):
-        raise UsageError(f"--digits lists a digit twice: {' '.join(tokens)}")
+        raise SettingError("digits", f"lists a digit twice: {' '.join(tokens)}")
     if len(digits) < 2:
-        raise UsageError("--digits needs at least two classes, for example '--digits 2 9'")
+        raise SettingError("digits", "needs at least two classes, for example '2 9'")
     return tuple(digits)
 
 

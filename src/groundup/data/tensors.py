@@ -27,8 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from groundup.data import BATCH_SIZE, FULL
 from groundup.data.digits import ALL_DIGITS, parse_digits, require_digits  # noqa: F401 (re-exported)
 from groundup.errors import DataError, UsageError
+from groundup.learn.task import Task
 
 if TYPE_CHECKING:
     from groundup.data.sources import RawData
@@ -59,11 +61,7 @@ def to_tensors(
     lookup[digits] = np.arange(len(digits))
     cls = lookup[labs]  # (n,)
     x = torch.from_numpy(imgs.reshape(len(imgs), -1)).to(torch.float32).div_(255.0)  # (n, 784)
-    if len(digits) == 2:
-        # the article: a "2" is 1, a "9" is 0
-        y = torch.from_numpy((cls == 0).astype(np.float32)).unsqueeze(1)  # (n, 1)
-    else:
-        y = torch.from_numpy(cls)  # (n,)
+    y = Task(digits).labels(torch.from_numpy(cls))  # the article: a "2" is 1, a "9" is 0
     return x, y
 
 
@@ -116,9 +114,7 @@ class Dataset:
         return f"Dataset({self.name or 'unnamed'}, {len(self)} images; {counts})"
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{d}</td><td>{n}</td></tr>" for d, n in self.class_counts().items()
-        )
+        rows = "".join(f"<tr><td>{d}</td><td>{n}</td></tr>" for d, n in self.class_counts().items())
         return (
             f"<b>Dataset</b> {self.name}: {len(self)} images, x {tuple(self.x.shape)}, "
             f"y {tuple(self.y.shape)}<table><tr><th>digit</th><th>images</th></tr>{rows}</table>"
@@ -143,15 +139,14 @@ class DataLoader:
     def __init__(
         self,
         dataset: Dataset,
-        batch_size: int = 256,
+        batch_size: int = BATCH_SIZE,
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise UsageError(f"batch size must be a whole number of at least 1, not {batch_size}")
+        batch_size = _batch_size(batch_size)
         if world_size < 1 or not 0 <= rank < world_size:
             raise UsageError(f"rank {rank} is not within world size {world_size}")
         self.dataset = dataset
@@ -196,6 +191,12 @@ class DataLoader:
         )
 
 
+def _batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"batch size must be a whole number of at least 1, not {batch_size}")
+    return batch_size
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     """The shuffle seed of one epoch: (seed, epoch) mixed by numpy's SeedSequence.
 
@@ -231,19 +232,29 @@ class DataLoaders:
         cls,
         train: Dataset,
         valid: Dataset,
-        batch_size: int = 256,
+        batch_size: int | str = BATCH_SIZE,
         seed: int = 0,
         source: str = "",
         rank: int = 0,
         world_size: int = 1,
     ) -> DataLoaders:
-        return cls(
-            DataLoader(
-                train, batch_size, shuffle=True, seed=seed, rank=rank, world_size=world_size
-            ),
-            DataLoader(valid, batch_size, shuffle=False, rank=rank, world_size=world_size),
+        """Shuffled training batches and ordered validation ones (see `set_batch_size`)."""
+        dls = cls(
+            DataLoader(train, shuffle=True, seed=seed, rank=rank, world_size=world_size),
+            DataLoader(valid, shuffle=False, rank=rank, world_size=world_size),
             source=source,
         )
+        dls.set_batch_size(batch_size)
+        return dls
+
+    def set_batch_size(self, batch_size: int | str) -> None:
+        """Mini-batches of `batch_size`, or FULL: gradient descent, the whole training set as
+        one batch (validation keeps the default size, which changes nothing but memory)."""
+        if batch_size == FULL:
+            self.train.batch_size = max(len(self.train.dataset), 1)
+            self.valid.batch_size = BATCH_SIZE
+        else:
+            self.train.batch_size = self.valid.batch_size = _batch_size(batch_size)
 
     @property
     def classes(self) -> tuple[int, ...]:
@@ -313,7 +324,7 @@ def check_normalisation(datasets: dict[str, Dataset]) -> None:
 def load_data(
     source: str = "sample",
     digits: Sequence[int] | Sequence[str] | str | None = (2, 9),
-    batch_size: int = 256,
+    batch_size: int | str = BATCH_SIZE,
     seed: int = 0,
     rank: int = 0,
     world_size: int = 1,
@@ -322,10 +333,8 @@ def load_data(
     """Load a source (`sample`, `mnist`, a folder, ...) and make checked loaders.
 
     Example: `dls = load_data("sample", (2, 9))` gives 800 training and 200
-    validation images, `dls.train` shuffled each epoch.
-
-    `raw`, the source already loaded, is used instead of loading `source` again: the
-    web page loads its source once and builds every run's loaders from it.
+    validation images, `dls.train` shuffled each epoch. `raw`: data already loaded
+    (by `load_source`), used instead of loading `source` again.
     """
     from groundup.data.sources import load_source
 
@@ -334,8 +343,7 @@ def load_data(
         # here rather than giving a set whose labels are all the same
         digits = [str(d) for d in digits]
     digits = parse_digits(digits)
-    if raw is None:
-        raw = load_source(source)
+    raw = raw if raw is not None else load_source(source)
     require_digits(raw, digits)
     train = Dataset(*to_tensors(raw.train_images, raw.train_labels, digits), digits, "train")
     valid = Dataset(*to_tensors(raw.valid_images, raw.valid_labels, digits), digits, "valid")

@@ -50,6 +50,10 @@ class EarlyStopping:
             learn.stop_reason = f"no better validation loss for {self.patience} epochs"
 
 
+class ConstantLR:
+    """The article's schedule: the learning rate stays as `fit` was given it."""
+
+
 class OneCycle:
     """The one-cycle schedule, per batch: the learning rate rises from lr/25 to lr
     over the first 25% of the steps, then falls along a cosine to lr/1e4.
@@ -82,6 +86,10 @@ class OneCycle:
         else:
             a, b, t = hi, end, (pct - self.pct_start) / (1 - self.pct_start)
         return b + (a - b) * (1 + math.cos(math.pi * t)) / 2
+
+
+# schedule name (groundup.learn.names.SCHEDULES) -> the callback that sets the rate
+SCHEDULES: dict[str, type] = {"constant": ConstantLR, "one-cycle": OneCycle}
 
 
 class ProgressBar:

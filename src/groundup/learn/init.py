@@ -25,8 +25,9 @@ import torch
 from torch import Tensor
 
 from groundup.errors import UsageError
+from groundup.learn.names import INITS
 
-SCHEMES = ("normal", "uniform", "xavier", "kaiming", "zeros")
+SCHEMES = INITS  # each is drawn by init_weights below
 
 
 def init_weights(fan_in: int, fan_out: int, scheme: str = "kaiming", std: float = 1.0) -> Tensor:

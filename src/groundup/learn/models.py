@@ -313,7 +313,7 @@ def _build_mean(spec: ModelSpec) -> Module:
 
 CNN_CHANNELS = (32, 64)  # filters of the two convolutions
 
-# model name -> builder (config.MODEL_NAMES lists the same names for the CLI)
+# model name (groundup.learn.names.MODELS, checked by a test) -> its builder
 MODELS: dict[str, Any] = {
     "linear": _build_linear,
     "net": _build_net,

@@ -136,6 +136,7 @@ class Adam(BasicOptim):
         p.addcdiv_(m, denom, value=-self.lr / m_hat_scale)
 
 
+# optimizer name (groundup.learn.names.OPTIMIZERS, checked by a test) -> its class
 OPTIMIZERS: dict[str, type[BasicOptim]] = {"sgd": BasicOptim, "momentum": Momentum, "adam": Adam}
 
 

@@ -1,55 +1,332 @@
-"""Run settings as one typed dataclass: the CLI fills it, the library reads it.
+"""Run settings: every setting's default, choices, range and help, written once.
 
-Fields left as None take defaults that depend on the task (`resolved()`): the
-article's pair task trains with plain SGD and a constant learning rate, which
-is the lesson; three or more classes use the settings that reach the accuracy
-goals in the README.
+`TrainConfig` is the one home of a run's settings. Each field carries a `Setting`
+(its help, the values it may take) and every face reads it from there:
+
+  - the command line builds `train`, `compare` and `lr-find`'s options from it
+    (`groundup.cli.options`), and turns a bad field into its flag;
+  - the web page asks the server for `config_schema()` and `resolve_defaults()`;
+  - everything that turns what a user typed into a config goes through
+    `TrainConfig.from_mapping`, and a config checks its values once, when made.
+
+Fields left as None take a default that depends on the task and model
+(`TASK_DEFAULTS`, applied by `resolved()`): the article's pair task trains with plain
+SGD at a constant rate, which is the lesson; three or more classes use the settings
+that reach the accuracy goals in the README. The choices come from the registries'
+names (`groundup.learn.names`), which import no torch, so `--help` stays quick.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from groundup.errors import UsageError
+from groundup.data import BATCH_SIZE, FULL
+from groundup.errors import SettingError
+from groundup.learn import names
 
-# The names `--model` accepts; `groundup.learn.models.MODELS` builds each. Kept here, as
-# plain strings, so that `groundup --help` needs no torch.
-MODEL_NAMES = ("linear", "net", "cnn", "mean")
-
-# Three or more classes train with Adam and the one-cycle schedule. Per model:
-# (epochs on a small training set, epochs on a large one, learning rate). Chosen to
-# reach the accuracy goals of docs/ten-digits.md on a 2-core CPU: the bundled sample
-# (4,000 images) needs many epochs, and augmentation, to make up for its size;
-# Fashion-MNIST's 60,000 images need few, and no augmentation.
-TEN_CLASS_DEFAULTS: dict[str, tuple[int, int, float]] = {
-    "linear": (20, 8, 1e-2),
-    "net": (40, 15, 3e-3),
-    "cnn": (20, 6, 1e-2),
-}
+FLOAT32_MAX = 3.4028234663852886e38  # a larger rate or step overflows the weights at once
+MAX_WIDTH = 65_536  # a hidden layer wider than this will not fit a learner's machine
 LARGE_TRAIN = 20_000  # training images from which a set counts as large
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
-@dataclass
+@dataclass(frozen=True)
+class Setting:
+    """How one setting is chosen: its help and the values it may take."""
+
+    help: str
+    kind: str = "str"  # str | int | float | bool | digits | widths | batch
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # `low` itself is not allowed
+    metavar: str | None = None
+
+    def check(self, name: str, value: Any) -> Any:
+        """`value`, made the field's type, or a `SettingError` naming `name`.
+
+        Strings are read as the command line types them ("0.1", "256,128", "2 9")."""
+        if value is None:
+            return None
+        value = self._convert(name, value)
+        if self.choices and value not in self.choices:
+            raise SettingError(name, f"must be one of {', '.join(self.choices)}, not {value!r}")
+        numbers = value if self.kind == "widths" else (value,)
+        for v in numbers:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                self._check_range(name, v)
+        return value
+
+    def _convert(self, name: str, value: Any) -> Any:
+        kind = self.kind
+        if kind == "digits":
+            from groundup.data.digits import parse_digits
+
+            if isinstance(value, (list, tuple)):
+                value = [str(v) for v in value]
+            if not isinstance(value, (str, list)):
+                raise SettingError(name, f"must be like '2 9' or 'all', not {value!r}")
+            return parse_digits(value)
+        if kind == "widths":
+            if isinstance(value, str):
+                value = [w for w in value.replace(" ", "").split(",") if w] or [value]
+            elif isinstance(value, int):
+                value = [value]
+            if not isinstance(value, (list, tuple)) or not value:
+                raise SettingError(name, f"must be widths like 256,128, not {value!r}")
+            return tuple(_whole(name, w) for w in value)
+        if kind == "batch" and (value == FULL):
+            return FULL
+        if kind in ("int", "batch"):
+            return _whole(name, value)
+        if kind == "float":
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise SettingError(name, f"must be a number, not {value!r}") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SettingError(name, f"must be a number, not {value!r}")
+            if not math.isfinite(value):
+                raise SettingError(name, f"must be a finite number, not {value}")
+            return float(value)
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise SettingError(name, f"must be true or false, not {value!r}")
+            return value
+        if not isinstance(value, str):
+            raise SettingError(name, f"must be a string, not {value!r}")
+        return value
+
+    def _check_range(self, name: str, v: float) -> None:
+        low, high = self.low, self.high
+        too_low = low is not None and (v < low or (self.low_open and v == low))
+        too_high = high is not None and v > high
+        if too_low or too_high:
+            fmt = (lambda n: str(int(n))) if self.kind in ("int", "batch", "widths") else _num
+            parts = []
+            if low is not None:
+                parts.append(f"{'above' if self.low_open else 'at least'} {fmt(low)}")
+            if high is not None:
+                parts.append(f"at most {fmt(high)}")
+            raise SettingError(name, f"must be {' and '.join(parts)}, not {fmt(v)}")
+
+    def describe(self) -> dict[str, Any]:
+        """JSON for the web page's form: what it may offer, and its words."""
+        return {
+            "kind": self.kind,
+            "help": self.help,
+            "choices": list(self.choices),
+            "min": self.low,
+            "max": self.high,
+            "min_open": self.low_open,
+        }
+
+
+def _whole(name: str, value: Any) -> int:
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingError(name, f"must be a whole number, not {value!r}")
+    return value
+
+
+def _num(v: float) -> str:
+    return f"{v:g}"
+
+
+def _setting(default: Any, help: str, **spec: Any) -> Any:
+    return field(default=default, metadata={"setting": Setting(help=help, **spec)})
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    """The settings a run takes when they are left unset, for one task and model."""
+
+    opt: str
+    schedule: str
+    lr: float
+    epochs: int
+    augment: bool = False
+
+
+# By task ("pair": the article's two digits; "small"/"large": three or more classes, on
+# fewer or more than LARGE_TRAIN training images) and model. A pair keeps the article's
+# loop: plain SGD at the article's rates (1.0 linear, 0.1 simple_net). More classes train
+# with Adam and the one-cycle schedule, chosen to reach the goals of docs/ten-digits.md on
+# a 2-core CPU: the 4,000-image sample needs many epochs, and augmentation for the nets,
+# to make up for its size; Fashion-MNIST's 60,000 images need few, and no augmentation.
+# Pixel similarity (`mean`) averages the training images in one pass: nothing to step.
+_MEAN = TaskDefaults("sgd", "constant", lr=1.0, epochs=1)
+TASK_DEFAULTS: dict[tuple[str, str], TaskDefaults] = {
+    ("pair", "linear"): TaskDefaults("sgd", "constant", lr=1.0, epochs=20),
+    ("pair", "net"): TaskDefaults("sgd", "constant", lr=0.1, epochs=40),
+    ("pair", "cnn"): TaskDefaults("sgd", "constant", lr=0.1, epochs=40),
+    ("pair", "mean"): _MEAN,
+    ("small", "linear"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=20),
+    ("small", "net"): TaskDefaults("adam", "one-cycle", lr=3e-3, epochs=40, augment=True),
+    ("small", "cnn"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=20, augment=True),
+    ("small", "mean"): _MEAN,
+    ("large", "linear"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=8),
+    ("large", "net"): TaskDefaults("adam", "one-cycle", lr=3e-3, epochs=15),
+    ("large", "cnn"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=6),
+    ("large", "mean"): _MEAN,
+}
+# The hidden widths of `net`: the article's simple_net for a pair, wider for more classes.
+HIDDEN: dict[str, tuple[int, ...]] = {"pair": (30,), "small": (256, 128), "large": (256, 128)}
+
+
+def task_kind(n_classes: int, n_train: int | None = None) -> str:
+    """'pair', 'small' or 'large': the row of TASK_DEFAULTS. An unknown size is small."""
+    if n_classes == 2:
+        return "pair"
+    return "large" if n_train is not None and n_train >= LARGE_TRAIN else "small"
+
+
+def _task_help(key: str) -> str:
+    """'default: a pair: linear 1, net 0.1, ...': the table above, in words for --help."""
+    rows = []
+    for kind, label in (("pair", "a pair"), ("small", "more digits"), ("large", "a large set")):
+        by_model = {m: getattr(TASK_DEFAULTS[(kind, m)], key) for m in names.MODELS if m != "mean"}
+        if len(set(by_model.values())) == 1:
+            rows.append(f"{label}: {_num_or_str(by_model['linear'])}")
+        else:
+            rows.append(
+                f"{label}: " + ", ".join(f"{m} {_num_or_str(v)}" for m, v in by_model.items())
+            )
+    return "default: " + "; ".join(rows)
+
+
+def _widths(widths: tuple[int, ...]) -> str:
+    return ",".join(map(str, widths))
+
+
+def _num_or_str(v: Any) -> str:
+    return _num(v) if isinstance(v, float) else str(v).lower()
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    data: str = "sample"  # a source: sample, mnist, fashion-mnist, kmnist, or a folder
-    digits: tuple[int, ...] = (2, 9)  # a pair: first is label 1; three or more: softmax
-    model: str = "linear"  # linear | net (and the ten-digit models)
-    hidden: list[int] | None = None  # hidden widths of `net`; default [30], the article's
-    init: str = "kaiming"  # normal | uniform | xavier | kaiming | zeros
-    std: float = 1.0  # standard deviation for init "normal" (the article: 1.0)
-    epochs: int | None = None  # default: 20 for linear, 40 for net (the article's)
-    lr: float | None = None  # default for a pair: 1.0 linear, 0.1 net (the article's)
-    batch_size: int = 256  # mini-batch size for SGD
-    full_batch: bool = False  # GD: one step per epoch on the whole training set
-    opt: str | None = None  # sgd | momentum | adam; default sgd for a pair
-    schedule: str | None = None  # constant | one-cycle; default constant for a pair
-    augment: bool | None = None  # random shifts/rotations/scaling of training batches
-    seed: int = 0  # seeds the initial weights and the shuffles
-    device: str = "auto"  # auto | cpu | cuda | mps
-    target_accuracy: float | None = None  # stop once validation accuracy reaches it
-    patience: int | None = None  # stop after this many epochs without a better valid loss
-    extra: dict[str, Any] = field(default_factory=dict)  # model-specific settings
+    """Every setting of a training run. None means "the task's default" (see resolved)."""
+
+    data: str = _setting(
+        "sample",
+        "where the digits come from: sample (bundled, default), mnist, fashion-mnist, kmnist, "
+        "or a folder (IDX files, or images in train/<label>/ and valid/<label>/)",
+        metavar="SRC",
+    )
+    digits: tuple[int, ...] = _setting(
+        (2, 9),
+        "digits to tell apart: a pair (default 2 9; the first is label 1), a list, or all",
+        kind="digits",
+        metavar="D",
+    )
+    model: str = _setting(
+        "linear", "the model (default linear, the article's)", choices=names.MODELS
+    )
+    hidden: tuple[int, ...] | None = _setting(
+        None,
+        f"hidden widths of 'net', e.g. 30 or 256,128 (default {_widths(HIDDEN['pair'])} for "
+        f"a pair, {_widths(HIDDEN['small'])} for more digits)",
+        kind="widths",
+        low=1,
+        high=MAX_WIDTH,
+        metavar="W,W",
+    )
+    init: str = _setting(
+        "kaiming",
+        "weight initialisation (default kaiming; the article's is normal with --std 1.0)",
+        choices=names.INITS,
+    )
+    std: float = _setting(
+        1.0, "std of init normal (default 1.0)", kind="float", low=0.0, low_open=True
+    )
+    epochs: int | None = _setting(
+        None,
+        "epochs to train (" + _task_help("epochs") + ")",
+        kind="int",
+        low=1,
+        high=100_000,
+        metavar="N",
+    )
+    lr: float | None = _setting(
+        None,
+        "learning rate (" + _task_help("lr") + ")",
+        kind="float",
+        low=0.0,
+        low_open=True,
+        high=FLOAT32_MAX,
+    )
+    batch_size: int | str = _setting(
+        BATCH_SIZE,
+        f"mini-batch size, or '{FULL}' for gradient descent: one step per epoch on the whole "
+        f"training set (default {BATCH_SIZE})",
+        kind="batch",
+        low=1,
+        high=10_000_000,
+        metavar="N",
+    )
+    opt: str | None = _setting(
+        None, "optimizer (" + _task_help("opt") + ")", choices=names.OPTIMIZERS
+    )
+    schedule: str | None = _setting(
+        None, "learning-rate schedule (" + _task_help("schedule") + ")", choices=names.SCHEDULES
+    )
+    augment: bool | None = _setting(
+        None,
+        "randomly shift, rotate and scale training batches (" + _task_help("augment") + ")",
+        kind="bool",
+    )
+    seed: int = _setting(
+        0, "seeds the weights and the shuffles (default 0)", kind="int", low=0, high=2**63 - 1
+    )
+    device: str = _setting("auto", "auto (a GPU if present), cpu, cuda, cuda:N or mps")
+    target_accuracy: float | None = _setting(
+        None,
+        "stop once validation accuracy reaches this share, e.g. 0.99",
+        kind="float",
+        low=0.0,
+        low_open=True,
+        high=1.0,
+        metavar="A",
+    )
+    patience: int | None = _setting(
+        None,
+        "stop after N epochs without a better validation loss",
+        kind="int",
+        low=1,
+        high=100_000,
+        metavar="N",
+    )
+
+    def __post_init__(self) -> None:
+        # every value is checked here, once, however the config was made
+        for f in fields(self):
+            value = f.metadata["setting"].check(f.name, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+        if not _DEVICE.fullmatch(self.device):
+            raise SettingError(
+                "device", f"must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}"
+            )
+        if self.hidden is not None and self.model != "net":
+            raise SettingError(
+                "hidden", f"sets the widths of model net; model {self.model} has no hidden layer"
+            )
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> TrainConfig:
+        """A config from what a face collected: the CLI's options, the page's form.
+
+        Missing or None values keep their defaults; an unknown name is a SettingError."""
+        known = {f.name for f in fields(cls)}
+        for name in mapping:
+            if name not in known:
+                raise SettingError(name, "is not a setting of a training run")
+        return cls(**{k: v for k, v in mapping.items() if v is not None})
 
     @property
     def n_classes(self) -> int:
@@ -59,65 +336,51 @@ class TrainConfig:
     def binary(self) -> bool:
         return len(self.digits) == 2
 
+    @property
+    def full_batch(self) -> bool:
+        """Gradient descent: one step per epoch on the whole training set."""
+        return self.batch_size == FULL
+
     def resolved(self, n_train: int | None = None) -> TrainConfig:
-        """A copy with every None replaced by the default for this task.
+        """A copy with every None replaced by the default for this task and model.
 
-        `n_train`, the number of training images, chooses between the ten-class
-        defaults for a small and a large set (`LARGE_TRAIN`); unknown counts as small.
-        """
-        c = replace(self, digits=tuple(self.digits))
-        c.validate()  # first: `epochs or 20` below would turn epochs=0 into 20
-        if c.hidden is None:
-            c.hidden = [30] if c.binary else [256, 128]
-        if c.model == "mean":
-            # pixel similarity averages the training images in one pass; nothing to step
-            c.opt = c.opt or "sgd"
-            c.schedule = c.schedule or "constant"
-            c.lr = c.lr if c.lr is not None else 1.0
-            c.epochs = c.epochs or 1
-            c.augment = bool(c.augment)
-        elif c.binary:
-            c.opt = c.opt or "sgd"
-            c.schedule = c.schedule or "constant"
-            # the article's rates: 1.0 for the linear model, 0.1 for simple_net
-            c.lr = c.lr if c.lr is not None else (1.0 if c.model == "linear" else 0.1)
-            c.epochs = c.epochs or (20 if c.model == "linear" else 40)
-            c.augment = bool(c.augment)
-        else:
-            c.opt = c.opt or "adam"
-            c.schedule = c.schedule or "one-cycle"
-            large = n_train is not None and n_train >= LARGE_TRAIN
-            small_epochs, large_epochs, lr = TEN_CLASS_DEFAULTS.get(c.model, (20, 8, 3e-3))
-            c.lr = c.lr if c.lr is not None else lr
-            c.epochs = c.epochs or (large_epochs if large else small_epochs)
-            if c.augment is None:
-                # on where it lifts the nets past the peers: few images, a net that can use it
-                c.augment = c.model in ("net", "cnn") and not large
-        c.validate()
-        return c
-
-    def validate(self) -> None:
-        """Raise UsageError for values no run can use."""
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise UsageError(f"--lr must be a number above 0, not {self.lr}")
-        if self.epochs is not None and self.epochs < 1:
-            raise UsageError(f"--epochs must be at least 1, not {self.epochs}")
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, not {self.batch_size}")
-        if not 0 < self.std < float("inf"):  # also refuses nan
-            raise UsageError(f"--std must be a finite number above 0, not {self.std}")
-        if self.hidden is not None and any(h < 1 for h in self.hidden):
-            raise UsageError(f"hidden layer widths must be at least 1, not {self.hidden}")
-        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
-            raise UsageError(
-                f"--target-accuracy is a share between 0 and 1, not {self.target_accuracy}"
-            )
-        if self.patience is not None and self.patience < 1:
-            raise UsageError(f"--patience must be at least 1, not {self.patience}")
-        if not 0 <= self.seed < 2**63:  # torch.manual_seed's range (it overflows beyond)
-            raise UsageError(f"--seed must be a whole number from 0 to 2**63 - 1, not {self.seed}")
+        `n_train`, the number of training images, tells a small set from a large one
+        (`task_kind`); unknown counts as small."""
+        kind = task_kind(self.n_classes, n_train)
+        d = TASK_DEFAULTS[(kind, self.model)]
+        return replace(
+            self,
+            hidden=self.hidden or (HIDDEN[kind] if self.model == "net" else None),
+            opt=self.opt or d.opt,
+            schedule=self.schedule or d.schedule,
+            lr=self.lr if self.lr is not None else d.lr,
+            epochs=self.epochs or d.epochs,
+            augment=d.augment if self.augment is None else self.augment,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["digits"] = list(self.digits)
+        d["hidden"] = None if self.hidden is None else list(self.hidden)
         return d
+
+
+SETTINGS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in fields(TrainConfig)}
+
+
+def config_schema() -> dict[str, Any]:
+    """Every setting, for the web page: default, kind, choices, range and help."""
+    defaults = TrainConfig()
+    return {
+        name: {**s.describe(), "default": _json(getattr(defaults, name))}
+        for name, s in SETTINGS.items()
+    }
+
+
+def resolve_defaults(mapping: Mapping[str, Any], n_train: int | None = None) -> dict[str, Any]:
+    """Every setting a run with these choices would use (the page shows them)."""
+    return TrainConfig.from_mapping(mapping).resolved(n_train).to_dict()
+
+
+def _json(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from groundup.data.tensors import Dataset, require_digits, to_tensors
+from groundup.data.tensors import load_data
 from groundup.runs.saved import Run
 
 
@@ -24,18 +24,15 @@ def evaluate_run(run: Run, source: str | None = None) -> dict[str, Any]:
     """Accuracy, loss and confusion counts of `run` on the validation split of `source`
     (by default, the source it was trained on)."""
     from groundup.data.sources import load_source
-    from groundup.learn.losses import cross_entropy, mnist_loss
 
-    source = source or run.meta.get("data", {}).get("source", "sample")
-    raw = load_source(source)
-    require_digits(raw, run.digits)
-    valid = Dataset(*to_tensors(raw.valid_images, raw.valid_labels, run.digits), run.digits)
+    raw = load_source(source or run.meta.get("data", {}).get("source", "sample"))
+    valid = load_data(digits=run.digits, raw=raw).valid.dataset
     with torch.no_grad():
         if hasattr(run.model, "eval"):
             run.model.eval()
-        out = run.model(valid.x)
-        loss = mnist_loss(out, valid.y) if run.binary else cross_entropy(out, valid.y)
-    probs = run.predict_proba(valid.x)  # (N, C)
+        out = run.model(valid.x)  # (N, n_out)
+        loss = run.task.loss_func(out, valid.y)
+    probs = run.task.probabilities(out)  # (N, C)
     pred = probs.argmax(dim=1)
     true = valid.class_index()
     cm = confusion_matrix(pred, true, len(run.digits))

@@ -53,9 +53,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _with_setting(config: TrainConfig, setting: str, value: Any, seed: int) -> TrainConfig:
-    """`config` with one setting changed and the seed set; batch size "full" means GD."""
-    if setting == "batch_size" and value == "full":
-        return replace(config, full_batch=True, seed=seed)
+    """`config` with one setting changed and the seed set."""
     return replace(config, **{setting: value}, seed=seed)
 
 
@@ -165,7 +163,7 @@ def compare(
     """
     from groundup.data.tensors import DataLoaders as Loaders
     from groundup.data.tensors import load_data
-    from groundup.runs.training import make_learner
+    from groundup.runs.training import TrainedRun, make_run
 
     if setting not in COMPARABLE:
         raise UsageError(f"cannot compare {setting!r}: choose one of {', '.join(COMPARABLE)}")
@@ -176,26 +174,26 @@ def compare(
         dls = load_data(config.data, config.digits, config.batch_size, config.seed)
     train_set, valid_set = dls.train.dataset, dls.valid.dataset
 
-    def learner(value: Any, seed: int) -> Learner:
+    def prepare(value: Any, seed: int) -> TrainedRun:
         c = _with_setting(config, setting, value, seed)
         fresh = Loaders.from_datasets(train_set, valid_set, c.batch_size, seed, dls.source)
-        return make_learner(c, dls=fresh)
+        return make_run(c, dls=fresh)
 
     # the first pass through a new batch shape pays one-off costs (memory, kernels):
     # pay them before the clock runs, or the first value compared looks slow
     for value in values:
-        _warm_up(learner(value, seeds[0]))
+        _warm_up(prepare(value, seeds[0]).learner)
     result = Comparison(setting, values, seeds)
     for value in values:
         for seed in seeds:
-            learn = learner(value, seed)
-            result.config = result.config or learn.config.to_dict()
+            run = prepare(value, seed)
+            result.config = result.config or run.config.to_dict()
             diverged = False
             try:
-                learn.fit(learn.config.epochs, learn.config.lr)
+                run.fit()
             except DivergenceError:
                 diverged = True
-            trial = Trial(value, seed, list(learn.history), diverged)
+            trial = Trial(value, seed, list(run.history), diverged)
             result.trials.append(trial)
             if on_trial is not None:
                 on_trial(trial)

@@ -18,7 +18,7 @@ import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -26,6 +26,10 @@ from torch import Tensor
 from groundup.atomic import atomic_dir, atomic_write_bytes  # noqa: F401 (re-exported)
 from groundup.errors import RunError, UsageError
 from groundup.learn.models import MODELS, ModelSpec, build_model
+from groundup.learn.task import Task
+
+if TYPE_CHECKING:
+    from groundup.runs.training import TrainedRun
 
 FORMAT = "groundup-run"
 FORMAT_VERSION = 1
@@ -57,19 +61,19 @@ class Run:
         return tuple(self.meta["digits"])
 
     @property
+    def task(self) -> Task:
+        return Task(self.digits)
+
+    @property
     def binary(self) -> bool:
-        return len(self.digits) == 2
+        return self.task.binary
 
     def predict_proba(self, x: Tensor) -> Tensor:
         """x: (N, 784) in [0, 1]. Returns (N, C): the probability of each digit in `digits`."""
         with torch.no_grad():
             if hasattr(self.model, "eval"):
                 self.model.eval()
-            out = self.model(x)
-            if self.binary:
-                p = torch.sigmoid(out[:, 0])  # (N,): probability of the first digit
-                return torch.stack([p, 1 - p], dim=1)  # (N, 2)
-            return torch.softmax(out, dim=1)  # (N, C)
+            return self.task.probabilities(self.model(x))
 
     def _repr_html_(self) -> str:
         import html
@@ -90,50 +94,44 @@ class Run:
         return f"<b>Run</b> <code>{html.escape(str(self.path))}</code><table>{body}</table>"
 
 
-def save_run(
-    run_dir: str | Path,
-    model: Any,
-    spec: ModelSpec,
-    digits: tuple[int, ...] | list[int],
-    source: str,
-    history: list[dict[str, Any]] | None = None,
-    config: dict[str, Any] | None = None,
-    extra: dict[str, Any] | None = None,
-    init_state: dict[str, Tensor] | None = None,
-) -> Path:
-    """Save `model` and everything needed to rebuild and use it into `run_dir`.
+def save_run(run_dir: str | Path, trained: TrainedRun) -> Path:
+    """Save a trained run, and everything needed to rebuild and use it, into `run_dir`.
 
-    `init_state`, the model's `state_dict()` before training, is kept in
-    init.safetensors so a report can show what training changed.
+    The weights it started from are kept in init.safetensors, so a report can show
+    what training changed.
     """
     from safetensors.torch import save
 
     run_dir = Path(run_dir)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    history = list(history or [])
+    config = trained.config
+    state = {k: v.detach().to("cpu").contiguous() for k, v in trained.model.state_dict().items()}
+    history = list(trained.history)
     final = {k: v for k, v in (history[-1] if history else {}).items() if k != "seconds"}
+    source = trained.source
+    if Path(source).exists():  # a folder: keep it findable from any working directory
+        source = str(Path(source).resolve())
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model": spec.to_dict(),
-        "digits": list(digits),
+        "model": trained.spec.to_dict(),
+        "digits": list(config.digits),
         "data": {"source": source},
         "preprocessing": PREPROCESSING,
         "history": history,
         "final": final,
-        "seed": (config or {}).get("seed"),
-        "config": config or {},
+        "seed": config.seed,
+        "config": config.to_dict(),
         "versions": {
             "groundup": _version(),
             "torch": torch.__version__,
             "python": platform.python_version(),
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **(extra or {}),
+        **(trained.extra or {}),
     }
     files = {WEIGHTS: save(state), META: (json.dumps(meta, indent=2) + "\n").encode()}
-    if init_state is not None:
-        init = {k: v.detach().to("cpu").contiguous() for k, v in init_state.items()}
+    if trained.init_state is not None:
+        init = {k: v.detach().to("cpu").contiguous() for k, v in trained.init_state.items()}
         files[INIT_WEIGHTS] = save(init)
     check_run_dir_writable(run_dir)
     try:
@@ -214,7 +212,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
             f"{meta_path} names an unknown model {spec.name!r}; "
             f"this groundup knows {', '.join(MODELS)}"
         )
-    n_out = 1 if len(digits) == 2 else len(digits)  # one score for a pair, else one per digit
+    n_out = Task(digits).n_out
     if spec.n_out != n_out:
         raise RunError(
             f"{meta_path} does not add up: {len(digits)} digits need {n_out} output(s), "

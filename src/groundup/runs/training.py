@@ -1,72 +1,105 @@
-"""From a `TrainConfig` to a trained `Learner`: what `groundup train` and the web page run.
+"""From a `TrainConfig` to a trained run: what `groundup train` and the web page run.
 
-    config -> data (load_data) -> model (build_model, seeded) -> Learner (+ callbacks)
-           -> fit -> save_run (model.safetensors + model.json)
+    config -> data (load_data) -> task (pair or many) -> model (build_model, seeded)
+           -> Learner (+ callbacks) -> fit -> TrainedRun -> save_run(out, trained)
+
+A `TrainedRun` is one value holding everything a run is: the resolved config, the
+model's spec, the weights it started from, and the learner with its history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from groundup.data.tensors import DataLoaders, load_data
 from groundup.distributed import broadcast_parameters
-from groundup.errors import UsageError
-from groundup.learn.callbacks import EarlyStopping, OneCycle, TargetAccuracy
+from groundup.learn.callbacks import SCHEDULES, EarlyStopping, TargetAccuracy
 from groundup.learn.learner import Learner
-from groundup.learn.losses import batch_accuracy, cross_entropy, mnist_loss
+from groundup.learn.losses import batch_accuracy
 from groundup.learn.models import ModelSpec, build_model
 from groundup.learn.optim import OPTIMIZERS
+from groundup.learn.task import Task
 from groundup.runs.config import TrainConfig
 
 
 def model_spec(config: TrainConfig) -> ModelSpec:
-    """The model a config asks for: one output for a pair, one per class otherwise."""
-    n_out = 1 if config.binary else config.n_classes
+    """The model a config asks for: its outputs are the task's (1 for a pair)."""
     return ModelSpec(
         name=config.model,
-        hidden=list(config.hidden or [30]),
-        n_out=n_out,
+        hidden=list(config.hidden or ModelSpec().hidden),
+        n_out=Task(config.digits).n_out,
         init=config.init,
         std=config.std,
     )
 
 
-def make_learner(
+@dataclass
+class TrainedRun:
+    """A run as one value: `train()` returns it, `save_run(out, trained)` keeps it.
+
+    Before `fit` it is a run ready to train; after it, a trained one."""
+
+    config: TrainConfig  # resolved: every setting the run used
+    learner: Learner
+    init_state: dict[str, Tensor] | None = None  # the weights before training
+    extra: dict[str, Any] | None = None  # more to keep in model.json (e.g. the workers)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return model_spec(self.config)
+
+    @property
+    def task(self) -> Task:
+        return Task(self.config.digits)
+
+    @property
+    def model(self) -> Any:
+        return self.learner.model
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.learner.history
+
+    @property
+    def source(self) -> str:
+        return self.learner.dls.source
+
+    def fit(self) -> TrainedRun:
+        """Train for the config's epochs at its learning rate (steps 2 to 7)."""
+        self.learner.fit(self.config.epochs, self.config.lr)
+        return self
+
+
+def make_run(
     config: TrainConfig,
     dls: DataLoaders | None = None,
     cbs: Iterable[Any] = (),
     rank: int = 0,
     world_size: int = 1,
-) -> Learner:
+) -> TrainedRun:
     """Everything but the training: data, a seeded model, the optimizer and callbacks.
 
     The same config and seed always give the same initial weights and shuffles.
     """
-    config.validate()
     if dls is None:
         dls = load_data(
             config.data, config.digits, config.batch_size, config.seed, rank, world_size
         )
-    # the ten-class defaults depend on how many training images there are
+    # the defaults of three or more classes depend on how many training images there are
     config = config.resolved(n_train=len(dls.train.dataset))
-    if config.opt not in OPTIMIZERS:
-        raise UsageError(f"unknown optimizer {config.opt!r}: choose one of {', '.join(OPTIMIZERS)}")
-    if config.full_batch:
-        # GD: one batch holding the whole training set, so one step per epoch
-        dls.train.batch_size = len(dls.train.dataset)
+    dls.set_batch_size(config.batch_size)  # loaders given by the caller follow the config too
+    task = Task(config.digits)
     torch.manual_seed(config.seed)
-    model = build_model(model_spec(config))
+    model = build_model(model_spec(config))  # step 1
     if config.model == "mean":
         # pixel similarity learns by averaging, in one pass, not by gradient steps
         model.fit_means(dls.train.dataset.x, dls.train.dataset.class_index())
-    callbacks: list[Any] = []
-    if config.schedule == "one-cycle":
-        callbacks.append(OneCycle())
-    elif config.schedule != "constant":
-        raise UsageError(f"unknown schedule {config.schedule!r}: choose constant or one-cycle")
+    callbacks: list[Any] = [SCHEDULES[config.schedule]()]
     if config.augment:
         from groundup.learn.augment import Augment
 
@@ -79,27 +112,33 @@ def make_learner(
         dls,
         model,
         opt_func=OPTIMIZERS[config.opt],
-        loss_func=mnist_loss if config.binary else cross_entropy,
+        loss_func=task.loss_func,
         metrics=batch_accuracy,
         cbs=[*callbacks, *cbs],
         device=config.device,
         train_metrics=True,  # the reports and the web page draw train against valid
     )
-    learn.config = config
     if world_size > 1:
         # every worker starts from rank 0's weights (the same seed gives them anyway)
         broadcast_parameters(list(learn.model.parameters()))
-    return learn
+    init_state = {k: v.detach().to("cpu", copy=True) for k, v in learn.model.state_dict().items()}
+    return TrainedRun(config, learn, init_state)
+
+
+def make_learner(
+    config: TrainConfig, dls: DataLoaders | None = None, cbs: Iterable[Any] = ()
+) -> Learner:
+    """The ready `Learner` of `make_run`, for code that drives the loop itself."""
+    return make_run(config, dls, cbs).learner
 
 
 def train(
     config: TrainConfig, cbs: Iterable[Any] = (), rank: int = 0, world_size: int = 1
-) -> Learner:
-    """Build the learner for `config` and fit it: `train(TrainConfig()).history`.
+) -> TrainedRun:
+    """Build the run for `config` and fit it: `train(TrainConfig()).history`.
 
     With `world_size` > 1, this process is worker `rank` of a data-parallel job that
     has already joined (`groundup.distributed.init_distributed`): it trains on its
     shard of every batch, and all workers end with the same weights.
     """
-    learn = make_learner(config, cbs=cbs, rank=rank, world_size=world_size)
-    return learn.fit(learn.config.epochs, learn.config.lr)
+    return make_run(config, cbs=cbs, rank=rank, world_size=world_size).fit()

@@ -384,18 +384,6 @@ def curves_figure(history: Sequence[Mapping[str, Any]], title: str = "") -> Figu
     return fig
 
 
-def class_probabilities(outputs: Any) -> np.ndarray:
-    """Raw model outputs to (N, C) probabilities: sigmoid for one output (the pair's
-    first digit is column 0), softmax for several."""
-    out = to_numpy(outputs)
-    if out.ndim == 1 or out.shape[1] == 1:
-        p = 1 / (1 + np.exp(-np.clip(out.reshape(-1), -60, 60)))
-        return np.stack([p, 1 - p], axis=1)
-    z = out - out.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def predictions_figure(
     probs: Any, true_class: Any, digits: Sequence[int], title: str = "predictions"
 ) -> Figure:
@@ -612,7 +600,11 @@ def activations_figure(
             ax.set_xticks([0], [f"score {v[0]:+.2f}"])
         else:
             ax.set_xlabel("unit")
-    probs = class_probabilities(acts[-1][1][None, :])[0]
+    import torch
+
+    from groundup.learn.task import Task
+
+    probs = Task(digits).probabilities(torch.as_tensor(acts[-1][1])[None, :])[0].numpy()
     ax = axes[-1]
     ax.bar([str(d) for d in digits[: len(probs)]], probs, color="tab:green")
     ax.set_ylim(0, 1)

@@ -15,9 +15,8 @@ The page has seven sections, in the order the article takes them:
 Every picture is a PNG inlined as a `data:image/png;base64,...` URI and the style
 sheet is inline, so the file opens offline and loads nothing from anywhere.
 
-The weights before training come from the run's init.safetensors when it has one
-(`groundup train` saves it); otherwise they are rebuilt from the run's seed, as
-`make_learner` drew them: `torch.manual_seed(seed)`, then `build_model(spec)`.
+The weights before training come from the run's init.safetensors, which every
+saved run keeps (`save_run`); a run without it is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -73,7 +72,6 @@ class RunView:
     train: Dataset
     valid: Dataset
     init_model: Any
-    init_origin: str  # "saved" (init.safetensors) or "rebuilt" (from the seed)
     outputs: Tensor
     init_outputs: Tensor
     probs: np.ndarray
@@ -89,51 +87,38 @@ class RunView:
         return float((p.argmax(axis=1) == self.true).mean())
 
     def loss(self, initial: bool = False) -> float:
-        """The run's own loss (mnist_loss for a pair, cross-entropy otherwise) on valid."""
-        from groundup.learn.losses import cross_entropy, mnist_loss
-
+        """The run's own loss (its task's: mnist_loss for a pair) on the validation set."""
         out = self.init_outputs if initial else self.outputs
-        f = mnist_loss if self.run.binary else cross_entropy
-        return float(f(out, self.valid.y))
+        return float(self.run.task.loss_func(out, self.valid.y))
 
 
 def datasets(run: Run, source: str | None = None) -> tuple[RawData, Dataset, Dataset]:
     """The run's training and validation sets, rebuilt from its data source (or `source`)."""
     from groundup.data.sources import load_source
-    from groundup.data.tensors import Dataset, require_digits, to_tensors
+    from groundup.data.tensors import load_data
 
-    source = source or run.meta.get("data", {}).get("source", "sample")
-    raw = load_source(source)
-    require_digits(raw, run.digits)
-    digits = run.digits
-    train = Dataset(*to_tensors(raw.train_images, raw.train_labels, digits), digits, "train")
-    valid = Dataset(*to_tensors(raw.valid_images, raw.valid_labels, digits), digits, "valid")
-    return raw, train, valid
+    raw = load_source(source or run.meta.get("data", {}).get("source", "sample"))
+    dls = load_data(digits=run.digits, raw=raw)
+    return raw, dls.train.dataset, dls.valid.dataset
 
 
-def initial_model(run: Run) -> tuple[Any, str]:
-    """The model as it was before training, and where its weights came from.
-
-    "saved": the run's init.safetensors; "rebuilt": drawn again from the run's seed.
-    """
-    import torch
-
+def initial_model(run: Run) -> Any:
+    """The model as it was before training, from the run's init.safetensors."""
     from groundup.learn.models import build_model
-    from groundup.runs.saved import load_init_state
+    from groundup.runs.saved import INIT_WEIGHTS, load_init_state
 
     state = load_init_state(run.path)
-    if state is not None:
-        model = build_model(run.spec)
-        try:
-            model.load_state_dict(state)
-        except (ValueError, RuntimeError, KeyError) as err:
-            raise RunError(
-                f"{run.path}: the initial weights do not match the model ({err})"
-            ) from None
-        return model, "saved"
-    seed = run.meta.get("seed")
-    torch.manual_seed(0 if seed is None else int(seed))
-    return build_model(run.spec), "rebuilt"
+    if state is None:
+        raise RunError(
+            f"{run.path} has no {INIT_WEIGHTS}: the report needs the weights the run started "
+            "from; train it again with this version of groundup"
+        )
+    model = build_model(run.spec)
+    try:
+        model.load_state_dict(state)
+    except (ValueError, RuntimeError, KeyError) as err:
+        raise RunError(f"{run.path}: the initial weights do not match the model ({err})") from None
+    return model
 
 
 def model_outputs(model: Any, x: Tensor) -> Tensor:
@@ -149,12 +134,11 @@ def model_outputs(model: Any, x: Tensor) -> Tensor:
 def view_run(run: Run | str | Path, source: str | None = None) -> RunView:
     """Load what the report needs: data, initial model, and both models' outputs."""
     from groundup.runs.saved import load_run
-    from groundup.show.figures import class_probabilities
 
     if not hasattr(run, "model"):
         run = load_run(run)  # type: ignore[arg-type]
     raw, train, valid = datasets(run, source)  # type: ignore[arg-type]
-    init_model, origin = initial_model(run)  # type: ignore[arg-type]
+    init_model = initial_model(run)  # type: ignore[arg-type]
     out = model_outputs(run.model, valid.x)  # type: ignore[union-attr]
     init_out = model_outputs(init_model, valid.x)
     return RunView(
@@ -163,11 +147,10 @@ def view_run(run: Run | str | Path, source: str | None = None) -> RunView:
         train=train,
         valid=valid,
         init_model=init_model,
-        init_origin=origin,
         outputs=out,
         init_outputs=init_out,
-        probs=class_probabilities(out),
-        init_probs=class_probabilities(init_out),
+        probs=run.task.probabilities(out).numpy(),  # type: ignore[union-attr]
+        init_probs=run.task.probabilities(init_out).numpy(),  # type: ignore[union-attr]
         true=valid.class_index().numpy(),
     )
 
@@ -185,15 +168,12 @@ def confusion(view: RunView) -> np.ndarray:
 def init_gradients(view: RunView) -> dict[str, float]:
     """The size (L2 norm) of each parameter's gradient at the initial weights, with the
     loss over the whole training set: how hard step 4 pushes at the very start."""
-    from groundup.learn.losses import cross_entropy, mnist_loss
-
-    model = initial_model(view.run)[0]
+    model = initial_model(view.run)
     if not any(p.requires_grad for p in model.parameters()):
         return {}
     if hasattr(model, "train"):
         model.train()
-    loss_func = mnist_loss if view.run.binary else cross_entropy
-    loss = loss_func(model(view.train.x), view.train.y)
+    loss = view.run.task.loss_func(model(view.train.x), view.train.y)
     if not loss.requires_grad:
         return {}
     loss.backward()
@@ -310,10 +290,7 @@ def _init_section(view: RunView) -> str:
     cfg = view.run.meta.get("config", {})
     scheme = cfg.get("init", view.run.spec.init)
     std = cfg.get("std", view.run.spec.std)
-    if view.init_origin == "saved":
-        origin = "saved with the run (init.safetensors)"
-    else:
-        origin = f"drawn again from the run's seed ({view.run.meta.get('seed')}), as training did"
+    origin = "saved with the run (init.safetensors)"
     init_state = view.init_model.state_dict()
     rows = []
     for name, t in init_state.items():

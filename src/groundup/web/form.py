@@ -11,14 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from groundup.data.digits import ALL_DIGITS
 from groundup.errors import UsageError
-from groundup.web.config_adapter import config_schema, from_mapping
+from groundup.runs.config import TrainConfig, config_schema
 from groundup.web.live import DRAWN_MODELS
-
-if TYPE_CHECKING:
-    from groundup.runs.config import TrainConfig
 
 # The TrainConfig fields the page may set. The data is the server's (`serve --data`),
 # never a page's, and the device is the CPU, where the live view reads the weights.
@@ -27,21 +25,24 @@ PAGE_SETTINGS = (
     "batch_size", "epochs", "seed",
 )  # fmt: skip
 # The page's one setting of its own: seconds to wait after each batch, so the eye can follow.
+# Described as config_schema() describes TrainConfig's settings.
 DELAY = {
-    "type": "float",
+    "kind": "float",
     "default": 0.05,
-    "choices": None,
+    "choices": [],
     "min": 0.0,
     "max": 1.0,
+    "min_open": False,
     "help": "seconds to wait after each batch; from 0.4 on, each step is shown",
 }
 
 
 def settings_schema() -> dict[str, dict[str, Any]]:
     """What the page's form may choose: TrainConfig's schema for `PAGE_SETTINGS`, with
-    the models the page can draw, and the delay."""
+    the models the page can draw, the digits to offer, and the delay."""
     schema = {k: dict(v) for k, v in config_schema().items() if k in PAGE_SETTINGS}
     schema["model"]["choices"] = [m for m in schema["model"]["choices"] if m in DRAWN_MODELS]
+    schema["digits"]["choices"] = list(ALL_DIGITS)  # a pair is chosen from these, or all
     return {**schema, "delay": DELAY}
 
 
@@ -55,7 +56,7 @@ def read_settings(params: Mapping[str, Any]) -> tuple[dict[str, Any], TrainConfi
     if unknown:
         raise UsageError(f"unknown setting {unknown[0]!r}")
     given = {k: v for k, v in params.items() if k in PAGE_SETTINGS and v is not None}
-    config = from_mapping(given)
+    config = TrainConfig.from_mapping(given)
     if config.model not in DRAWN_MODELS:
         raise UsageError(
             f"model must be one of {', '.join(DRAWN_MODELS)} on this page, not {config.model!r}"

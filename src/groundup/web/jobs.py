@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from groundup.errors import DivergenceError, UsageError
-from groundup.web.config_adapter import from_mapping, resolve_defaults
+from groundup.runs.config import TrainConfig, resolve_defaults
 from groundup.web.events import Hub
 from groundup.web.form import DELAY, PAGE_SETTINGS, check_delay, read_settings, settings_schema
 from groundup.web.live import LiveView
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from groundup.data.sources import RawData
     from groundup.data.tensors import Dataset
     from groundup.learn.learner import Learner
-    from groundup.runs.config import TrainConfig
     from groundup.runs.saved import Run
+    from groundup.runs.training import TrainedRun
 
 log = logging.getLogger("groundup.web")
 
@@ -115,9 +115,15 @@ class TrainingJob:
         self.choices: dict[str, Any] = {}  # the page's settings of this run, as sent
         self.state = "empty"  # until the first learner is built
         self.message = ""
-        self.learn: Learner | None = None
+        self.trained: TrainedRun | None = None  # the current run, ready or trained
         self.live: LiveView | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def learn(self) -> Learner | None:
+        """The current run's learner."""
+        trained = self.trained
+        return trained.learner if trained else None
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -211,13 +217,13 @@ class TrainingJob:
     def set_lr(self, lr: Any) -> dict[str, Any]:
         """Change the learning rate now, also in the middle of a run. Under a schedule,
         this switches the schedule off for the rest of the run (see web/live.py)."""
-        value = from_mapping({"lr": lr}).lr
+        value = TrainConfig.from_mapping({"lr": lr}).lr
         if value is None:
             raise UsageError("lr must be a number above 0")
         with self._lock:
             if self.live is not None:
                 self.live.set_lr(value)
-            schedule = self.learn.config.schedule if self.learn else "constant"
+            schedule = self.trained.config.schedule if self.trained else "constant"
         note = f"Learning rate is now {value:g}: it applies from the next batch"
         if schedule != "constant":
             note += f"; the {schedule} schedule is off for the rest of this run"
@@ -246,7 +252,7 @@ class TrainingJob:
         """The run's state in a few fields (sent with every `state` event)."""
         with self._lock:
             learn, live = self.learn, self.live
-            config = learn.config if learn else None
+            config = self.trained.config if self.trained else None
             by_hand = live.lr_by_hand if live else None
             return {
                 "state": self.state,
@@ -301,26 +307,22 @@ class TrainingJob:
         return torch.randperm(n, generator=torch.Generator().manual_seed(0))
 
     def save(self, run_dir: Path) -> dict[str, Any]:
-        """Save the current model as a run directory, as `groundup train` does."""
+        """Save the current model as a run directory, with `save_run`, as `groundup train`
+        does: the weights after the last finished batch, while training may go on."""
+        from groundup.learn.learner import Learner
         from groundup.runs.saved import save_run
+        from groundup.runs.training import TrainedRun
 
         run = self.run()
         with self._lock:
-            assert self.learn is not None and self.live is not None
-            config, source = self.learn.config, self.learn.dls.source
-            history = [dict(row) for row in self.learn.history]
-            init_state = dict(self.live.start_params)
-        save_run(
-            run_dir,
-            run.model,
-            run.spec,
-            run.digits,
-            source,
-            history,
-            config.to_dict(),
-            extra={"trained_in": "groundup serve"},
-            init_state=init_state,  # so `groundup report` shows what training changed
-        )
+            trained = self.trained
+            assert trained is not None
+            history = [dict(row) for row in trained.history]
+        # a run value of their own: the copied weights, the run's config, data and start
+        learner = Learner(trained.learner.dls, run.model)
+        learner.history = history
+        extra = {"trained_in": "groundup serve"}
+        save_run(run_dir, TrainedRun(trained.config, learner, trained.init_state, extra))
         return {"epochs": len(history), "final": history[-1] if history else {}}
 
     # -- inside ------------------------------------------------------------------------------
@@ -341,20 +343,20 @@ class TrainingJob:
         """Build a seeded, untrained run of `config`, make it current and tell every page.
 
         The same path as `groundup train`: load_data (on the source loaded once), then
-        make_learner, which seeds the model and adds the schedule and augmentation."""
+        make_run, which seeds the model and adds the schedule and augmentation."""
         from groundup.data.tensors import load_data
-        from groundup.runs.training import make_learner
+        from groundup.runs.training import make_run
 
         config = replace(config, data=self.data)
         dls = load_data(
             config.data, config.digits, config.batch_size, config.seed, raw=self._raw_data()
         )
         live = LiveView(self.hub, self.gate)
-        learn = make_learner(config, dls=dls, cbs=[live])
-        live.begin(learn)
-        config = learn.config
+        trained = make_run(config, dls=dls, cbs=[live])
+        live.begin(trained)
+        config = trained.config
         with self._lock:
-            self.learn, self.live, self.choices = learn, live, dict(choices)
+            self.trained, self.live, self.choices = trained, live, dict(choices)
             if delay is not None:
                 self.gate.delay = delay
             self._set_state(
@@ -371,10 +373,10 @@ class TrainingJob:
     def _launch(self, paused: bool) -> None:
         """Run the current (ready) learner in a new thread."""
         with self._lock:
-            assert self.learn is not None
+            assert self.trained is not None
             self.gate.arm(paused)
             self._thread = threading.Thread(
-                target=self._train, args=(self.learn,), name="groundup-training", daemon=True
+                target=self._train, args=(self.trained,), name="groundup-training", daemon=True
             )
             if paused:
                 self._set_state("paused", "one batch, then paused")
@@ -382,18 +384,18 @@ class TrainingJob:
                 self._set_state("running", "training")
             self._thread.start()
 
-    def _train(self, learn: Learner) -> None:
+    def _train(self, trained: TrainedRun) -> None:
         """The thread: fit as `groundup train` does, then record how it ended."""
-        error = ""
+        learn, error = trained.learner, ""
         try:
-            learn.fit(learn.config.epochs, learn.config.lr)
+            trained.fit()  # the config's epochs at its learning rate
         except DivergenceError as err:
             error = str(err)
         except Exception as err:  # a bug: keep the server up, tell the page, log it
             log.exception("training failed")
             error = f"training failed: {err}"
         with self._lock:
-            if learn is not self.learn:
+            if trained is not self.trained:
                 return  # replaced by a reset meanwhile
             acc = learn.history[-1].get("accuracy") if learn.history else None
             result = f"valid accuracy {acc:.4f}" if acc is not None else "no epoch finished"

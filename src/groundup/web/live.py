@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from groundup.learn.learner import Learner
     from groundup.runs.saved import Run
+    from groundup.runs.training import TrainedRun
     from groundup.web.jobs import Gate
 
 BATCH_EVENTS_PER_SECOND = 10  # more would flood a browser; the eye cannot follow anyway
@@ -62,19 +63,19 @@ class LiveView:
         self.params: dict[str, torch.Tensor] = {}  # weights after the last finished batch
         self.start_params: dict[str, torch.Tensor] = {}  # ... and as init drew them
         self.lr_by_hand: float | None = None  # a rate set on the page: the schedule's is off
-        self._learn: Learner | None = None
+        self._trained: TrainedRun | None = None
         self._run: Run | None = None  # `params` as a Run, built when first asked for
         self._pending: list[list[float]] = []  # batch losses not yet sent: [x, loss]
         self._batch_start = 0.0
         self._slow = False  # show each step as it happens (a stepped batch, or a long delay)
         self._phase_wait = 0.0
 
-    def begin(self, learn: Learner) -> None:
-        """Take the untrained learner's weights as the start, and draw them."""
-        self._learn = learn
-        self._keep_weights(learn)
+    def begin(self, trained: TrainedRun) -> None:
+        """Show a new run, not trained yet: the weights init drew are its start."""
+        self._trained = trained
+        self._keep_weights(trained.learner)
         with self._lock:
-            self.start_params = dict(self.params)
+            self.start_params = dict(trained.init_state or self.params)
         self._draw_weights()
 
     # -- read by requests ------------------------------------------------------------------
@@ -91,15 +92,13 @@ class LiveView:
         """
         from groundup.learn.models import build_model
         from groundup.runs.saved import Run
-        from groundup.runs.training import model_spec
 
         with self._lock:
             if self._run is not None:
                 return self._run
             params = self.params
-        assert self._learn is not None
-        config = self._learn.config
-        spec = model_spec(config)
+        assert self._trained is not None
+        config, spec = self._trained.config, self._trained.spec
         # zeros init draws no random numbers, so it cannot disturb a seeded run
         model = build_model(replace(spec, init="zeros"))
         model.load_state_dict(params)
@@ -113,7 +112,7 @@ class LiveView:
         """A learning rate set by hand: now, and for every batch after (see the module)."""
         with self._lock:
             self.lr_by_hand = lr
-        learn = self._learn
+        learn = self._trained.learner if self._trained else None
         if learn is not None and learn.opt is not None:
             learn.set_lr(lr)
 

@@ -8,7 +8,7 @@
 import { act, api } from "./api.js";
 import { $, say } from "./dom.js";
 
-let schema = {}; // name -> {type, default, choices, min, max, help}
+let schema = {}; // name -> {kind, default, choices, min, max, min_open, help}
 const touched = new Set(); // the settings the reader has set
 let state = ""; // the run's state, as the buttons know it
 let nameEdited = false; // the run name is the reader's: stop suggesting one
@@ -30,8 +30,8 @@ export async function setupForm() {
   for (const id of ["digit-a", "digit-b"]) fill($(id), schema.digits.choices);
   for (const el of controls()) {
     const field = schema[el.dataset.setting];
-    if (field.type === "bool") fill(el, [true, false]);
-    else if (field.choices) fill(el, field.choices);
+    if (field.kind === "bool") fill(el, [true, false]);
+    else if (field.choices.length) fill(el, field.choices);
     if (field.min !== null && el.type === "number") el.min = field.min;
     if (field.max !== null && el.type === "number") el.max = field.max;
   }
@@ -50,9 +50,9 @@ function number(text) {
 }
 
 function value(el) {
-  const type = schema[el.dataset.setting].type;
-  if (type === "bool") return el.value === "true";
-  if (type === "int" || type === "float") return number(el.value);
+  const kind = schema[el.dataset.setting].kind;
+  if (kind === "bool") return el.value === "true";
+  if (kind === "int" || kind === "float" || kind === "batch") return number(el.value);
   return el.value;
 }
 
@@ -83,7 +83,7 @@ async function refreshDefaults() {
   const query = new URLSearchParams({ digits: digitsChoice() });
   for (const el of controls()) {
     const name = el.dataset.setting;
-    if (touched.has(name) && schema[name].type === "str") query.set(name, el.value);
+    if (touched.has(name) && schema[name].kind === "str") query.set(name, el.value);
   }
   try {
     showResolved((await api(`/api/settings?${query}`)).resolved);

@@ -1,0 +1,13 @@
+"""The names of the choices a run can make, without importing torch.
+
+Each registry is keyed by these names and builds the thing itself:
+`models.MODELS`, `optim.OPTIMIZERS`, `init.SCHEMES` and the schedules of
+`callbacks.SCHEDULES`. They live here, in a module with no imports, so that the
+command line's `--help` and the web page's form can list them without paying for
+torch; a test checks every registry against its list.
+"""
+
+MODELS = ("linear", "net", "cnn", "mean")  # linear: the article's; net: simple_net (+ wider)
+OPTIMIZERS = ("sgd", "momentum", "adam")  # sgd is the article's BasicOptim
+INITS = ("normal", "uniform", "xavier", "kaiming", "zeros")  # normal, std 1: the article's
+SCHEDULES = ("constant", "one-cycle")  # constant: the article's
