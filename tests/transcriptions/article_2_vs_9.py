@@ -2,7 +2,7 @@
 # Only the first line differs from the article: it imported fastai.vision.all.
 from groundup.all import *
 
-# -- the images, as folders of PNGs ----------------------------------------------------------
+# -- the images, as folders of PNGs ---------------------------------------------------------
 path = untar_data(URLs.MNIST)
 Path.BASE_PATH = path
 top_listing = path.ls()
@@ -10,7 +10,7 @@ training_listing = (path / "training").ls()
 two_files = (path / "training" / "2").ls().sorted()
 nine_files = (path / "training" / "9").ls().sorted()
 
-# -- one digit as numbers, then as a shaded table ---------------------------------------------
+# -- one digit as numbers, then as a shaded table -------------------------------------------
 one_two = Image.open(two_files[1])
 as_array = array(one_two)[4:10, 4:10]
 as_tensor = tensor(one_two)[4:10, 4:10]
@@ -19,7 +19,7 @@ frame = pd.DataFrame(pixels[4:15, 4:22])
 styled = frame.style.set_properties(**{"font-size": "6pt"}).background_gradient("Greys")
 table_html = styled.to_html()
 
-# -- stacked tensors, scaled to [0, 1] -------------------------------------------------------
+# -- stacked tensors, scaled to [0, 1] ------------------------------------------------------
 twos = torch.stack([tensor(Image.open(f)) for f in two_files]).float() / 255
 nines = torch.stack([tensor(Image.open(f)) for f in nine_files]).float() / 255
 # validation: the article's held-out folder, scaled exactly like the training images
@@ -28,7 +28,7 @@ valid_nines = torch.stack([tensor(Image.open(f)) for f in (path / "testing" / "9
 valid_twos = valid_twos.float() / 255
 valid_nines = valid_nines.float() / 255
 
-# -- independent and dependent variables; a "2" is 1 and a "9" is 0 --------------------------
+# -- independent and dependent variables; a "2" is 1 and a "9" is 0 -------------------------
 train_x = torch.cat([twos, nines]).view(-1, 28 * 28)
 train_y = tensor([1] * len(twos) + [0] * len(nines)).unsqueeze(1)
 dset = list(zip(train_x, train_y))
@@ -40,7 +40,7 @@ valid_dl = DataLoader(valid_dset, batch_size=256)
 xb, yb = first(dl)
 
 
-# -- step 1: initialise ----------------------------------------------------------------------
+# -- step 1: initialise ---------------------------------------------------------------------
 def init_params(size, std=1.0):
     return (torch.randn(size) * std).requires_grad_()
 
@@ -49,7 +49,7 @@ weights = init_params((28 * 28, 1))
 bias = init_params(1)
 
 
-# -- step 2: predict -------------------------------------------------------------------------
+# -- step 2: predict ------------------------------------------------------------------------
 def linear1(xb):
     return xb @ weights + bias
 
@@ -58,7 +58,7 @@ first_score = (train_x[0] * weights.T).sum() + bias
 scores = linear1(train_x)
 
 
-# -- step 3: the loss, through the sigmoid ---------------------------------------------------
+# -- step 3: the loss, through the sigmoid --------------------------------------------------
 def sigmoid(x):
     return 1 / (1 + torch.exp(-x))
 
@@ -72,7 +72,7 @@ few = train_x[:4]
 few_loss = mnist_loss(linear1(few), train_y[:4])
 
 
-# -- step 4: the gradient --------------------------------------------------------------------
+# -- step 4: the gradient -------------------------------------------------------------------
 def calc_grad(xb, yb, model):
     loss = mnist_loss(model(xb), yb)
     loss.backward()
@@ -83,7 +83,7 @@ weights.grad.zero_()
 bias.grad.zero_()
 
 
-# -- steps 5 to 7: step, repeat, stop ---------------------------------------------------------
+# -- steps 5 to 7: step, repeat, stop -------------------------------------------------------
 def train_epoch(model, lr, params):
     for xb, yb in dl:
         calc_grad(xb, yb, model)
@@ -110,7 +110,7 @@ for _ in range(20):
     hand_accuracies.append(validate_epoch(linear1))
 
 
-# -- an optimizer of our own, then the library's SGD ------------------------------------------
+# -- an optimizer of our own, then the library's SGD ----------------------------------------
 class BasicOptim:
     def __init__(self, params, lr):
         self.params, self.lr = list(params), lr
@@ -144,7 +144,7 @@ linear_model = nn.Linear(28 * 28, 1)
 opt = SGD(linear_model.parameters(), lr)
 sgd_accuracies = train_model(linear_model, 20)
 
-# -- the Learner --------------------------------------------------------------------------------
+# -- the Learner ----------------------------------------------------------------------------
 dls = DataLoaders(dl, valid_dl)
 learn = Learner(dls, nn.Linear(28 * 28, 1), opt_func=SGD, loss_func=mnist_loss,
                 metrics=batch_accuracy)  # fmt: skip
@@ -152,7 +152,7 @@ learn.fit(10, lr=lr)
 linear_values = learn.recorder.values
 
 
-# -- more layers: a ReLU between two linear layers ---------------------------------------------
+# -- more layers: a ReLU between two linear layers ------------------------------------------
 def simple_net(xb):
     hidden = xb @ w1 + b1
     hidden = hidden.max(tensor(0.0))
@@ -170,7 +170,7 @@ learn = Learner(dls, simple_net, opt_func=SGD, loss_func=mnist_loss, metrics=bat
 learn.fit(15, 0.1)
 net_values = learn.recorder.values
 
-# -- what the first layer looks for ---------------------------------------------------------------
+# -- what the first layer looks for ---------------------------------------------------------
 m = learn.model
 w = m[0].weight
 neuron_axes = show_image(w[0].view(28, 28))
