@@ -45,8 +45,18 @@ def run_transcription(source: str, filename: Path, seed: int = 0) -> dict:
 @pytest.fixture
 def cache(untar_home, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(untar_home))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     return untar_home
+
+
+@pytest.fixture(scope="module")
+def chapter4(untar_home) -> dict:
+    """Chapter 4's transcription, run once for the tests that read its results."""
+    import contextlib
+    import io
+
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()):
+        mp.setenv("XDG_CACHE_HOME", str(untar_home))
+        return run_transcription(CHAPTER4.read_text(), CHAPTER4)
 
 
 @pytest.mark.parametrize("script", [ARTICLE, CHAPTER4], ids=["article", "fastbook-ch4"])
@@ -110,9 +120,8 @@ def test_the_articles_normalisation_bug_stops_at_dataloaders(cache) -> None:
     assert "mean" in message
 
 
-def test_fastbook_chapter_4_runs_as_written(cache, capsys) -> None:
-    ns = run_transcription(CHAPTER4.read_text(), CHAPTER4)
-    capsys.readouterr()
+def test_fastbook_chapter_4_runs_as_written(chapter4) -> None:
+    ns = chapter4
     assert {p.name for p in ns["top_listing"]} == {"train", "valid"}
     assert repr(ns["train_listing"]) in (
         "(#2) [Path('train/3'), Path('train/7')]",
@@ -137,7 +146,7 @@ def test_fastbook_chapter_4_runs_as_written(cache, capsys) -> None:
 
 
 def test_chapter_4s_linear_learner_matches_plain_torch_and_reaches_95_when_shuffled(
-    cache, capsys
+    chapter4, capsys
 ) -> None:
     """`Learner(dls, nn.Linear(784, 1), opt_func=SGD, ...).fit(10, lr=1.)`.
 
@@ -149,8 +158,7 @@ def test_chapter_4s_linear_learner_matches_plain_torch_and_reaches_95_when_shuff
     """
     from groundup.all import SGD, DataLoader, DataLoaders, Learner, nn
 
-    ns = run_transcription(CHAPTER4.read_text(), CHAPTER4)
-    capsys.readouterr()
+    ns = chapter4
     loss, metric = ns["mnist_loss"], ns["batch_accuracy"]
     torch.manual_seed(1)
     ours = nn.Linear(28 * 28, 1)
