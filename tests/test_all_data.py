@@ -88,6 +88,19 @@ def test_built_once_then_reused(fresh_cache, capsys) -> None:
     assert sorted(p.name for p in first_path.parent.iterdir()) == ["mnist_tiny"]
 
 
+def test_a_folder_another_process_finished_is_kept_unless_replacing(fresh_cache) -> None:
+    layout = untar.LAYOUTS[URLs.MNIST_TINY]
+    dest = fresh_cache / "groundup" / "untar_data" / "sample" / layout.folder
+    (dest / "train").mkdir(parents=True)
+    (dest / "train" / "theirs").write_text("a finished folder")
+    untar._build(layout, "sample", dest)  # finishes second: keeps the other folder
+    assert (dest / "train" / "theirs").exists()
+    untar._build(layout, "sample", dest, replace=True)  # force_download: ours replaces it
+    assert not (dest / "train" / "theirs").exists()
+    assert _count(dest / "train") == {"3": untar.TINY_PER_DIGIT, "7": untar.TINY_PER_DIGIT}
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["mnist_tiny"]  # nothing left over
+
+
 def test_a_failed_build_leaves_nothing(fresh_cache, monkeypatch) -> None:
     saved = []
 

@@ -77,7 +77,7 @@ def untar_data(url: str, *, force_download: bool = False) -> Path:
     source = best_source()
     dest = cache_dir() / "untar_data" / source / layout.folder
     if force_download or not dest.is_dir():
-        _build(layout, source, dest)
+        _build(layout, source, dest, replace=force_download)
     if source == "sample":
         print(
             "untar_data: using groundup's bundled sample (5,000 MNIST digits) in place of "
@@ -106,8 +106,13 @@ def best_source() -> str:
     return "sample"
 
 
-def _build(layout: Layout, source: str, dest: StdPath) -> None:
-    """Write the layout's PNGs into a temporary folder beside `dest`, then rename it."""
+def _build(layout: Layout, source: str, dest: StdPath, replace: bool = False) -> None:
+    """Write the layout's PNGs into a temporary folder beside `dest`, then rename it.
+
+    If `dest` appears meanwhile (another process built it first), that folder is kept
+    and ours dropped, unless `replace`: then the old folder is moved aside, ours put in
+    its place, and the old one removed, so `dest` is always one whole folder.
+    """
     from PIL import Image
 
     from groundup.sources import load_source
@@ -130,17 +135,35 @@ def _build(layout: Layout, source: str, dest: StdPath) -> None:
 
         def save(job: tuple[np.ndarray, StdPath]) -> None:
             # mode "L": 8-bit grayscale; MNIST arrays are already white ink on black
-            Image.fromarray(job[0], mode="L").save(job[1], compress_level=1)
+            Image.fromarray(job[0]).save(job[1], compress_level=1)  # uint8 (28, 28): "L"
 
         with ThreadPoolExecutor(max_workers=8) as pool:  # Pillow releases the GIL
             list(pool.map(save, jobs))
         build.chmod(0o755)  # mkdtemp makes 0700
-        if dest.is_dir():  # force_download, or another process finished first
-            shutil.rmtree(dest)
-        os.replace(build, dest)
+        _put_in_place(build, dest, replace)
     except OSError as err:
         shutil.rmtree(build, ignore_errors=True)
         raise DataError(f"untar_data: cannot write {dest}: {err.strerror or err}") from None
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
+
+
+def _put_in_place(build: StdPath, dest: StdPath, replace: bool) -> None:
+    """Rename the finished `build` folder to `dest` (see `_build` for an existing `dest`)."""
+    if dest.is_dir() and not replace:
+        shutil.rmtree(build)  # another process finished first: use its folder
+        return
+    if not dest.exists():
+        try:
+            os.replace(build, dest)
+            return
+        except OSError:  # another process got there between the check and the rename
+            if not dest.is_dir():
+                raise
+            shutil.rmtree(build)
+            return
+    old = StdPath(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".old"))
+    os.replace(dest, old / dest.name)
+    os.replace(build, dest)
+    shutil.rmtree(old)
