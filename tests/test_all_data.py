@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -326,6 +327,19 @@ def test_consistently_unscaled_pixels_are_refused(pair_sets) -> None:
     train, valid = pair_sets
     with pytest.raises(DataError, match=r"training set's images labelled 0 range over \[0, 255\]"):
         DataLoaders(*_loaders(pair_sets, train_x=train.x * 255, valid_x=valid.x * 255))
+
+
+def test_one_unscaled_image_among_thousands_is_caught() -> None:
+    """The scale estimate reads a sample of each class; every pixel's range is still read."""
+    from groundup.compat.loaders import SCALE_ROWS, check_scaling
+
+    n = 3 * SCALE_ROWS
+    x = torch.rand(n, 784) * 0.5
+    y = torch.zeros(n, 1, dtype=torch.long)
+    x[n // 2 + 1] *= 255  # one image never divided, between two sampled rows
+    assert (n // 2 + 1) % math.ceil(n / SCALE_ROWS) != 0  # not one of the sampled rows
+    with pytest.raises(DataError, match=r"labelled 0 range over \[.*, 127\.\d\] .*\(not divided"):
+        check_scaling({"training": (x, y)})
 
 
 def test_standardised_inputs_pass(pair_sets) -> None:
