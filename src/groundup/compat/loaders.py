@@ -5,7 +5,7 @@ The article makes its dataset as `list(zip(train_x, train_y))`: a Python list of
 pairs and stacking them, every batch of every epoch. This `DataLoader` stacks the
 list once, when it is built, into one tensor per field, and from then on cuts
 batches by slicing, as groundup's own loader does: an epoch over 60,000 pairs costs
-what an epoch over groundup's `Dataset` costs (`bench/fastai_vocab.py` measures it).
+what an epoch over groundup's `Dataset` costs (`bench/list_loader.py` measures it).
 
 Items are collated as torch's `default_collate` does: tensors are stacked, Python
 ints become int64, floats float64, bools bool, numpy arrays and scalars tensors of
