@@ -44,6 +44,7 @@ BENCHES = (
     "loop",
     "fastai_vs",
     "dataloader",
+    "list_loader",
     "coldstart",
     "flops",
     "memory",

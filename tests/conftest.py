@@ -100,3 +100,10 @@ def cli(capsys, monkeypatch):
         return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def untar_home(tmp_path_factory) -> Path:
+    """A cache folder for `untar_data` shared by the session's tests: its MNIST folders
+    are built once, from the bundled sample. Tests point XDG_CACHE_HOME at it."""
+    return tmp_path_factory.mktemp("untar-cache")

@@ -80,21 +80,37 @@ def _write(folder: Path, name: str, body: str) -> None:
 
 
 def test_run_bench_forms_and_failures(tmp_path: Path) -> None:
-    _write(tmp_path, "takes_ctx", """
+    _write(
+        tmp_path,
+        "takes_ctx",
+        """
         def run(ctx):
             return [ctx.row("ctx form", 2.0, target=1.0, goal="min")]
-    """)
-    _write(tmp_path, "takes_smoke", """
+    """,
+    )
+    _write(
+        tmp_path,
+        "takes_smoke",
+        """
         def run(smoke=False):
             return [{"name": "smoke form", "value": 1.0 if smoke else 0.0}]
-    """)
-    _write(tmp_path, "breaks", """
+    """,
+    )
+    _write(
+        tmp_path,
+        "breaks",
+        """
         def run(ctx):
             raise ValueError("this benchmark is broken")
-    """)
-    _write(tmp_path, "script_only", """
+    """,
+    )
+    _write(
+        tmp_path,
+        "script_only",
+        """
         print("first figure: 12 ms (target 100 ms) ok")
-    """)
+    """,
+    )
     ctx = run.Context(smoke=True)
     rows, err = run.run_bench("takes_ctx", ctx, tmp_path)
     assert err is None and rows[0]["met"] is True and rows[0]["bench"] == "takes_ctx"
@@ -112,7 +128,16 @@ def test_every_benchmark_module_has_run() -> None:
     import importlib.util
     import inspect
 
-    for name in ("loop", "fastai_vs", "dataloader", "coldstart", "flops", "memory", "sklearn_vs"):
+    for name in (
+        "loop",
+        "fastai_vs",
+        "dataloader",
+        "list_loader",
+        "coldstart",
+        "flops",
+        "memory",
+        "sklearn_vs",
+    ):
         spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
