@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from groundup.compat import loaders
-from groundup.data import DataLoader as GroundupLoader
+from groundup.data.tensors import DataLoader as GroundupLoader
 from run import interleave, median, pair_ratio
 
 TARGET = 1.2  # list-loader time / groundup-loader time, at most

@@ -26,7 +26,7 @@ from groundup.all import (
 )
 from groundup.compat import learner as compat_learner
 from groundup.errors import UsageError
-from groundup.losses import batch_accuracy, mnist_loss
+from groundup.learn.losses import batch_accuracy, mnist_loss
 
 ARTICLE_NAMES = {
     # libraries under their usual short names
@@ -288,7 +288,7 @@ def test_no_logging_and_groundups_own_learner_are_silent(list_dls, dls_pair, cap
     with learn.no_logging():
         learn.fit(2, 0.1)
     assert len(learn.recorder.values) == 2 and len(learn.recorder.values[0]) == 2  # no metric
-    from groundup.learner import Learner as LibraryLearner
+    from groundup.learn.learner import Learner as LibraryLearner
 
     LibraryLearner(dls_pair, _net(), loss_func=mnist_loss).fit(2, 0.1)
     assert capsys.readouterr().out == ""

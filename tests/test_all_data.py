@@ -13,7 +13,7 @@ from torch.utils.data import default_collate
 
 from groundup.all import DataLoader, DataLoaders, URLs, first, untar_data
 from groundup.compat import untar
-from groundup.data import DataLoader as GroundupLoader
+from groundup.data.tensors import DataLoader as GroundupLoader
 from groundup.errors import DataError, UsageError
 from helpers_data import synthetic_raw, write_idx_dir
 
@@ -65,7 +65,7 @@ def test_the_samples_hold_3s_and_7s(shared_cache) -> None:
 
 
 def test_images_are_the_sources_images(shared_cache) -> None:
-    from groundup.sources import load_source
+    from groundup.data.sources import load_source
 
     raw = load_source("sample")
     path = untar_data(URLs.MNIST_SAMPLE)
@@ -142,7 +142,7 @@ def test_no_data_and_no_network_is_one_line_and_exit_1(fresh_cache, monkeypatch)
     with no attempt at the network (any socket would fail this test)."""
     import socket
 
-    import groundup.sources as sources
+    import groundup.data.sources as sources
 
     def missing():
         raise DataError(

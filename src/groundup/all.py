@@ -35,10 +35,17 @@ from groundup.compat.show import plot_function, show_image
 from groundup.compat.tensors import tensor
 from groundup.compat.untar import URLs, untar_data
 from groundup.errors import DataError, GroundupError, UsageError
-from groundup.losses import batch_accuracy, mnist_loss, sigmoid
-from groundup.models import simple_net
-from groundup.optim import BasicOptim
-from groundup.steps import calc_grad, init_params, linear1, train_epoch, train_model, validate_epoch
+from groundup.learn.losses import batch_accuracy, mnist_loss, sigmoid
+from groundup.learn.models import simple_net
+from groundup.learn.optim import BasicOptim
+from groundup.learn.steps import (
+    calc_grad,
+    init_params,
+    linear1,
+    train_epoch,
+    train_model,
+    validate_epoch,
+)
 
 __all__ = [
     # libraries

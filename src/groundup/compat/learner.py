@@ -23,9 +23,9 @@ from typing import Any
 from torch import Tensor
 
 from groundup.errors import UsageError
-from groundup.learner import Learner as GroundupLearner
-from groundup.learner import metric_name
-from groundup.optim import Adam, BasicOptim
+from groundup.learn.learner import Learner as GroundupLearner
+from groundup.learn.learner import metric_name
+from groundup.learn.optim import Adam, BasicOptim
 
 DEFAULT_LR = 1e-3  # fastai's default learning rate, for `Learner(...)` and `fit(n)`
 

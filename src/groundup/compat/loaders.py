@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from groundup.data import MEAN_RATIO_LIMIT
-from groundup.data import DataLoader as GroundupLoader
+from groundup.data.tensors import MEAN_RATIO_LIMIT
+from groundup.data.tensors import DataLoader as GroundupLoader
 from groundup.errors import DataError, UsageError
 
 # Labels with at most this many distinct values are classes: the scaling check

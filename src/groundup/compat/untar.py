@@ -72,7 +72,7 @@ def untar_data(url: str, *, force_download: bool = False) -> Path:
     if layout is None:
         known = ", ".join(f"URLs.{k}" for k, v in vars(URLs).items() if v in LAYOUTS)
         raise UsageError(f"untar_data: groundup knows only {known}; not {url!r}")
-    from groundup.sources import cache_dir
+    from groundup.data.sources import cache_dir
 
     source = best_source()
     dest = cache_dir() / "untar_data" / source / layout.folder
@@ -89,7 +89,7 @@ def untar_data(url: str, *, force_download: bool = False) -> Path:
 
 def best_source() -> str:
     """ "mnist" when `groundup fetch mnist` has run, else "sample" (bundled, offline)."""
-    from groundup.sources import locate
+    from groundup.data.sources import locate
 
     try:
         locate("mnist")
@@ -115,7 +115,7 @@ def _build(layout: Layout, source: str, dest: StdPath, replace: bool = False) ->
     """
     from PIL import Image
 
-    from groundup.sources import load_source
+    from groundup.data.sources import load_source
 
     raw = load_source(source)
     try:
