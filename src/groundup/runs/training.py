@@ -14,7 +14,6 @@ import torch
 from groundup.learn.callbacks import EarlyStopping, OneCycle, TargetAccuracy
 from groundup.runs.config import TrainConfig
 from groundup.data.tensors import DataLoaders, load_data
-from groundup.distributed import broadcast_parameters
 from groundup.errors import UsageError
 from groundup.learn.learner import Learner
 from groundup.learn.losses import batch_accuracy, cross_entropy, mnist_loss
@@ -47,9 +46,7 @@ def make_learner(
     """
     config.validate()
     if dls is None:
-        dls = load_data(
-            config.data, config.digits, config.batch_size, config.seed, rank, world_size
-        )
+        dls = load_data(config.data, config.digits, config.batch_size, config.seed)
     # the ten-class defaults depend on how many training images there are
     config = config.resolved(n_train=len(dls.train.dataset))
     if config.opt not in OPTIMIZERS:
@@ -75,6 +72,15 @@ def make_learner(
         callbacks.append(TargetAccuracy(config.target_accuracy))
     if config.patience is not None:
         callbacks.append(EarlyStopping(config.patience))
+    cbs = list(cbs)
+    if world_size > 1:
+        # this process is one worker of a data-parallel job: it sees its share of every
+        # batch, and the callback makes the workers train as one (last: it adds up the
+        # sums every other callback has made by the end of the epoch)
+        from groundup.distributed import DataParallel, shard
+
+        dls = shard(dls, rank, world_size)
+        cbs.append(DataParallel())
     learn = Learner(
         dls,
         model,
@@ -86,9 +92,6 @@ def make_learner(
         train_metrics=True,  # the reports and the web page draw train against valid
     )
     learn.config = config
-    if world_size > 1:
-        # every worker starts from rank 0's weights (the same seed gives them anyway)
-        broadcast_parameters(list(learn.model.parameters()))
     return learn
 
 
