@@ -23,8 +23,8 @@ def confusion_matrix(pred_class: Tensor, true_class: Tensor, n_classes: int) -> 
 def evaluate_run(run: Run, source: str | None = None) -> dict[str, Any]:
     """Accuracy, loss and confusion counts of `run` on the validation split of `source`
     (by default, the source it was trained on)."""
-    from groundup.learn.losses import cross_entropy, mnist_loss
     from groundup.data.sources import load_source
+    from groundup.learn.losses import cross_entropy, mnist_loss
 
     source = source or run.meta.get("data", {}).get("source", "sample")
     raw = load_source(source)

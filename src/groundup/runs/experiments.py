@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from groundup.runs.config import TrainConfig
 from groundup.errors import DivergenceError, UsageError
+from groundup.runs.config import TrainConfig
 
 if TYPE_CHECKING:
     from groundup.data.tensors import DataLoaders

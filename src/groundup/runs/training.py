@@ -11,14 +11,14 @@ from typing import Any
 
 import torch
 
-from groundup.learn.callbacks import EarlyStopping, OneCycle, TargetAccuracy
-from groundup.runs.config import TrainConfig
 from groundup.data.tensors import DataLoaders, load_data
 from groundup.errors import UsageError
+from groundup.learn.callbacks import EarlyStopping, OneCycle, TargetAccuracy
 from groundup.learn.learner import Learner
 from groundup.learn.losses import batch_accuracy, cross_entropy, mnist_loss
 from groundup.learn.models import ModelSpec, build_model
 from groundup.learn.optim import OPTIMIZERS
+from groundup.runs.config import TrainConfig
 
 
 def model_spec(config: TrainConfig) -> ModelSpec:
