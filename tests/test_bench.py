@@ -80,21 +80,37 @@ def _write(folder: Path, name: str, body: str) -> None:
 
 
 def test_run_bench_forms_and_failures(tmp_path: Path) -> None:
-    _write(tmp_path, "takes_ctx", """
+    _write(
+        tmp_path,
+        "takes_ctx",
+        """
         def run(ctx):
             return [ctx.row("ctx form", 2.0, target=1.0, goal="min")]
-    """)
-    _write(tmp_path, "takes_smoke", """
+    """,
+    )
+    _write(
+        tmp_path,
+        "takes_smoke",
+        """
         def run(smoke=False):
             return [{"name": "smoke form", "value": 1.0 if smoke else 0.0}]
-    """)
-    _write(tmp_path, "breaks", """
+    """,
+    )
+    _write(
+        tmp_path,
+        "breaks",
+        """
         def run(ctx):
             raise ValueError("this benchmark is broken")
-    """)
-    _write(tmp_path, "script_only", """
+    """,
+    )
+    _write(
+        tmp_path,
+        "script_only",
+        """
         print("first figure: 12 ms (target 100 ms) ok")
-    """)
+    """,
+    )
     ctx = run.Context(smoke=True)
     rows, err = run.run_bench("takes_ctx", ctx, tmp_path)
     assert err is None and rows[0]["met"] is True and rows[0]["bench"] == "takes_ctx"
@@ -163,3 +179,21 @@ def test_smoke_run_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert sgd and all(r["note"].startswith("same final weights;") for r in sgd)
     printed = capsys.readouterr().out
     assert printed.count("| loop |") == 4 and "written to" in printed
+
+
+def test_bench_gpu_without_a_gpu_says_so_and_exits_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make bench-gpu` on a machine without CUDA (here made so, also on a GPU machine):
+    one clear line, exit 0, no row measured."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu", BENCH / "gpu.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert module.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("bench-gpu: no CUDA GPU here") and out.count("\n") == 1
+    assert "nothing to measure" in out and module.cpu_model() in out
