@@ -102,8 +102,9 @@ def worker_from_env(env: Mapping[str, str]) -> Worker | None:
         try:
             numbers[name] = int(text)
         except ValueError:
-            raise UsageError(f"the environment variable {name} must be a whole number, "
-                             f"not {text!r}") from None
+            raise UsageError(
+                f"the environment variable {name} must be a whole number, not {text!r}"
+            ) from None
     worker = Worker(
         rank=numbers["RANK"],
         world_size=numbers["WORLD_SIZE"],
@@ -298,7 +299,9 @@ def shard(dls: DataLoaders, rank: int, world_size: int) -> DataLoaders:
 
 class DataParallel:
     """The Learner callback that makes N workers, each on its shard (`shard`), train as
-    one process would. Attach it last, so that it sees every other callback's sums.
+    one process would. Attach it before any other callback (the Learner puts its
+    Recorder before it): the others then see the whole batch's gradient, and the sums
+    it adds up include the Recorder's.
 
       before_fit      rank 0's weights are copied to every worker
       after_loss      an empty share (a last batch with fewer rows than workers) gets
@@ -328,13 +331,13 @@ class DataParallel:
 
         n = len(learn.batch_rows)
         rows = torch.tensor(learn.batch_rows, dtype=torch.float64, device=learn.device)  # (n,)
-        sums = [s.to(torch.float64).reshape(1) for s in learn.sums.values()]
+        sums = [s.to(torch.float64) for s in learn.sums.values()]
         flat = torch.cat([learn.batch_losses.to(torch.float64) * rows, rows, *sums])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)  # float64, so that counts stay exact
-        loss_sums, rows = flat[:n], flat[n : 2 * n]
+        loss_sums, rows, *sums = flat.split([n, n, *(len(s) for s in sums)])
         learn.batch_losses = loss_sums / rows.clamp(min=1)
         learn.batch_rows = [int(r) for r in rows.tolist()]
-        learn.sums = dict(zip(learn.sums, flat[2 * n :].unbind()))
+        learn.sums = dict(zip(learn.sums, sums))
 
 
 def all_reduce_gradients(params: Sequence[Tensor], n_rows: int) -> int:
@@ -370,7 +373,6 @@ def all_reduce_gradients(params: Sequence[Tensor], n_rows: int) -> int:
         p.grad = flat[offset : offset + g.numel()].view_as(g)  # a view: no copy
         offset += g.numel()
     return total
-
 
 
 def sum_across_workers(values: Sequence[float], device: str | torch.device = "cpu") -> list[float]:

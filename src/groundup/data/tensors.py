@@ -112,9 +112,7 @@ class Dataset:
         return f"Dataset({self.name or 'unnamed'}, {len(self)} images; {counts})"
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{d}</td><td>{n}</td></tr>" for d, n in self.class_counts().items()
-        )
+        rows = "".join(f"<tr><td>{d}</td><td>{n}</td></tr>" for d, n in self.class_counts().items())
         return (
             f"<b>Dataset</b> {self.name}: {len(self)} images, x {tuple(self.x.shape)}, "
             f"y {tuple(self.y.shape)}<table><tr><th>digit</th><th>images</th></tr>{rows}</table>"

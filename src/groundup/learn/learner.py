@@ -156,10 +156,8 @@ class Recorder:
         if self.train_metrics and self.train_targets:
             with torch.no_grad():
                 preds, targets = torch.cat(self.train_preds), torch.cat(self.train_targets)
-                scores = [m(preds, targets) for m in learn.metrics]
-                names = [f"train_{metric_name(m)}" for m in learn.metrics]
-                total = summed(names, scores, len(targets))
-                learn.sums.update(zip([*names, "train_rows"], total.unbind()))
+                names = tuple(f"train_{metric_name(m)}" for m in learn.metrics)
+                learn.sums[names] = summed([m(preds, targets) for m in learn.metrics], len(targets))
         self.train_preds, self.train_targets = [], []
 
     def after_epoch(self, learn: Learner) -> None:
@@ -174,15 +172,13 @@ class Recorder:
         learn.history.append(row)
 
 
-def summed(names: Sequence[str], means: Sequence[Tensor], rows: int) -> Tensor:
+def summed(means: Sequence[Tensor], rows: int) -> Tensor:
     """Means over `rows` rows turned into sums, with the row count last:
-    (K,) means -> (K + 1,) [mean_1 * rows, ..., mean_K * rows, rows], on their device.
+    K means -> (K + 1,) [mean_1 * rows, ..., mean_K * rows, rows], on their device.
 
     Sums, not means, because sums add up, over batches and over data-parallel
-    workers; `_means` divides them, once, at the end of the epoch. `names` are the
-    K keys they will have in `Learner.sums`, `{split}_rows` then names the last.
+    workers; they are divided by their rows once, when the epoch is read back.
     """
-    assert len(names) == len(means)
     one = means[0].new_ones(())  # the row count rides in the same tensor: no copy
     return torch.stack([*means, one]) * rows
 
@@ -230,8 +226,10 @@ class Learner:
         self.batch_losses: Tensor = torch.zeros(0)  # (n_batches,) each batch's loss
         self.batch_rows: list[int] = []  # the rows in each batch
         self.batch_lrs: list[float] = []  # the learning rate each batch stepped with
-        self.sums: dict[str, Tensor] = {}  # valid_loss, valid_accuracy, valid_rows, ...
-        self.means: dict[str, float] = {}  # the sums over their rows, read back
+        # sums over rows (`summed`), keyed by what they sum: {("valid_loss",
+        # "valid_accuracy"): (3,) [loss sum, accuracy sum, rows], ...}
+        self.sums: dict[tuple[str, ...], Tensor] = {}
+        self.means: dict[str, float] = {}  # each of them over its rows, read back
         self.xb: Any = None  # the current mini-batch, its predictions and loss (see above)
         self.yb: Any = None
         self.preds: Any = None
@@ -315,7 +313,7 @@ class Learner:
         return self.loss.detach()
 
     def _validate(self) -> None:
-        self.sums = self._sums_over(self.dls.valid)
+        self.sums = dict([self._sums_over(self.dls.valid)])
 
     def _read_epoch(self) -> None:
         """Read the epoch back from the device in one copy (the one wait per epoch),
@@ -323,9 +321,8 @@ class Learner:
         stops training with the last good epoch's weights put back."""
         assert self.opt is not None
         n = len(self.batch_losses)
-        kept = [self.batch_losses, *(s.reshape(1) for s in self.sums.values())]
-        values = torch.cat(kept).tolist()
-        losses, self.means = values[:n], _means(dict(zip(self.sums, values[n:])))
+        values = torch.cat([self.batch_losses, *self.sums.values()]).tolist()
+        losses, self.means = values[:n], _means(self.sums, values[n:])
         rows = sum(self.batch_rows)
         self.train_loss = sum(x * b for x, b in zip(losses, self.batch_rows)) / max(rows, 1)
         self.valid_loss = self.means.get("valid_loss", math.nan)
@@ -346,23 +343,26 @@ class Learner:
 
         (Under data-parallel training this is this worker's shard; the validation
         during `fit` is summed over the workers by their callback.)"""
-        sums = self._sums_over(dl)
-        means = _means(dict(zip(sums, torch.stack(list(sums.values())).tolist())))
+        names, total = self._sums_over(dl)
+        means = _means({names: total}, total.tolist())
         metrics = {metric_name(m): means.get(f"valid_{metric_name(m)}", 0.0) for m in self.metrics}
         return means.get("valid_loss", math.nan), metrics
 
-    def _sums_over(self, dl: DataLoader, split: str = "valid") -> dict[str, Tensor]:
+    def _sums_over(self, dl: DataLoader) -> tuple[tuple[str, ...], Tensor]:
         """The loss and metrics over all of `dl`, summed over its rows on the device
-        (`summed`): {split_loss, split_accuracy, ..., split_rows}. Nothing is read back."""
+        (`summed`), and their names. Nothing is read back."""
         self._set_mode(False)
-        names = [f"{split}_loss", *(f"{split}_{metric_name(m)}" for m in self.metrics)]
-        total = torch.zeros(len(names) + 1, device=self.device)
+        names = ("valid_loss", *(f"valid_{metric_name(m)}" for m in self.metrics))
+        total = None
         with torch.no_grad():
             for xb, yb in dl:
                 preds = self.model(xb)
                 means = [self.loss_func(preds, yb), *(m(preds, yb) for m in self.metrics)]
-                total += summed(names, means, xb.shape[0])
-        return dict(zip([*names, f"{split}_rows"], total.unbind()))
+                batch = summed(means, xb.shape[0])
+                total = batch if total is None else total.add_(batch)
+        if total is None:  # no rows at all
+            total = torch.zeros(len(names) + 1, device=self.device)
+        return names, total
 
     def get_preds(self, dl: DataLoader | None = None) -> tuple[Tensor, Tensor]:
         """Raw model outputs and targets for all of `dl` (the validation set by default)."""
@@ -437,13 +437,14 @@ class Learner:
         return f"<b>{self!r}</b><table><tr>{head}</tr>{body}</table>"
 
 
-def _means(totals: dict[str, float]) -> dict[str, float]:
-    """{split_name: sum} -> {split_name: sum / split_rows}, the rows counts left out."""
-    return {
-        key: total / max(totals[key.split("_")[0] + "_rows"], 1)
-        for key, total in totals.items()
-        if not key.endswith("_rows")
-    }
+def _means(sums: dict[tuple[str, ...], Tensor], values: list[float]) -> dict[str, float]:
+    """`values`, the blocks of `sums` read back one after the other, divided by their
+    rows: {name: sum / rows}."""
+    means: dict[str, float] = {}
+    for names in sums:
+        block, values = values[: len(names) + 1], values[len(names) + 1 :]
+        means.update({name: total / max(block[-1], 1) for name, total in zip(names, block)})
+    return means
 
 
 def _fmt(v: Any) -> str:

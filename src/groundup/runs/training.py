@@ -72,15 +72,14 @@ def make_learner(
         callbacks.append(TargetAccuracy(config.target_accuracy))
     if config.patience is not None:
         callbacks.append(EarlyStopping(config.patience))
-    cbs = list(cbs)
     if world_size > 1:
         # this process is one worker of a data-parallel job: it sees its share of every
-        # batch, and the callback makes the workers train as one (last: it adds up the
-        # sums every other callback has made by the end of the epoch)
+        # batch, and the callback makes the workers train as one. It goes first (right
+        # after the Recorder): every other callback then sees the whole batch's gradient
         from groundup.distributed import DataParallel, shard
 
         dls = shard(dls, rank, world_size)
-        cbs.append(DataParallel())
+        callbacks.insert(0, DataParallel())
     learn = Learner(
         dls,
         model,
