@@ -44,7 +44,7 @@ def test_python_dash_m_groundup_help():
 def test_every_public_name_resolves():
     for name in groundup.__all__:
         assert getattr(groundup, name) is not None, name
-    assert groundup.init_params is __import__("groundup.learn.steps").steps.init_params
+    assert groundup.init_params is __import__("groundup.learn.steps").learn.steps.init_params
     assert set(dir(groundup)) == set(groundup.__all__)
 
 
