@@ -188,3 +188,21 @@ def test_smoke_run_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert sgd and all(r["note"].startswith("same final weights;") for r in sgd)
     printed = capsys.readouterr().out
     assert printed.count("| loop |") == 4 and "written to" in printed
+
+
+def test_bench_gpu_without_a_gpu_says_so_and_exits_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make bench-gpu` on a machine without CUDA (here made so, also on a GPU machine):
+    one clear line, exit 0, no row measured."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu", BENCH / "gpu.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert module.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("bench-gpu: no CUDA GPU here") and out.count("\n") == 1
+    assert "nothing to measure" in out and module.cpu_model() in out
