@@ -28,6 +28,14 @@ TEN_CLASS_DEFAULTS: dict[str, tuple[int, int, float]] = {
     "cnn": (20, 6, 1e-2),
 }
 LARGE_TRAIN = 20_000  # training images from which a set counts as large
+# The largest learning rate a float32 optimizer can hold (torch.finfo(torch.float32).max):
+# above it the rate itself overflows to inf inside the step.
+FLOAT32_MAX = 3.4028234663852886e38
+# Bytes each weight of a `net` costs while training: the weight, its gradient, Adam's two
+# running averages, the divergence guard's copy and the initial copy kept for the report,
+# all float32. Widths whose weights would not fit in this computer's memory are refused
+# before anything is allocated.
+BYTES_PER_WEIGHT = 6 * 4
 
 
 @dataclass
@@ -100,6 +108,10 @@ class TrainConfig:
         """Raise UsageError for values no run can use."""
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise UsageError(f"--lr must be a number above 0, not {self.lr}")
+        if self.lr is not None and not self.lr <= FLOAT32_MAX:
+            raise UsageError(
+                f"--lr must be at most {FLOAT32_MAX:.4g}, the largest float32, not {self.lr}"
+            )
         if self.epochs is not None and self.epochs < 1:
             raise UsageError(f"--epochs must be at least 1, not {self.epochs}")
         if self.batch_size < 1:
@@ -108,6 +120,8 @@ class TrainConfig:
             raise UsageError(f"--std must be a finite number above 0, not {self.std}")
         if self.hidden is not None and any(h < 1 for h in self.hidden):
             raise UsageError(f"hidden layer widths must be at least 1, not {self.hidden}")
+        if self.hidden is not None and self.model == "net":
+            self._check_net_fits()
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
             raise UsageError(
                 f"--target-accuracy is a share between 0 and 1, not {self.target_accuracy}"
@@ -117,7 +131,43 @@ class TrainConfig:
         if not 0 <= self.seed < 2**63:  # torch.manual_seed's range (it overflows beyond)
             raise UsageError(f"--seed must be a whole number from 0 to 2**63 - 1, not {self.seed}")
 
+    def _check_net_fits(self) -> None:
+        """Refuse hidden widths whose training would not fit in memory, before any
+        allocation: the weights (see BYTES_PER_WEIGHT) and one batch's activations."""
+        assert self.hidden is not None
+        n_out = 1 if self.binary else self.n_classes
+        widths = [784, *self.hidden, n_out]
+        weights = sum((a + 1) * b for a, b in zip(widths, widths[1:]))  # W (a, b) and bias (b,)
+        # each hidden layer's output, its ReLU and its gradient, for one batch
+        activations = 3 * 4 * self.batch_size * sum(self.hidden)
+        need = weights * BYTES_PER_WEIGHT + activations
+        have = physical_memory()
+        if have is not None and need > have:
+            raise UsageError(
+                f"hidden widths {','.join(map(str, self.hidden))} need about "
+                f"{_bytes(need)} to train ({weights:,} weights), more than this computer's "
+                f"{_bytes(have)} of memory: choose smaller widths"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["digits"] = list(self.digits)
         return d
+
+
+def physical_memory() -> int | None:
+    """This computer's memory in bytes, or None where the system does not say."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _bytes(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"  # not reached

@@ -27,7 +27,11 @@ A callback stops training by setting `learn.stop = True`.
 
 The divergence guard is built in: a NaN or infinite loss stops training with a
 `DivergenceError` naming the epoch, batch and learning rate, and the weights are
-put back as they were at the end of the last good epoch.
+put back as they were at the end of the last good epoch. So does a loss that stays
+finite but grows far past where it started: an epoch whose training or validation
+loss is over `DIVERGENCE_FACTOR` times the starting loss (the first batch's, with
+the weights as initialised; at least 1, so that a near-zero start is no hair
+trigger). A learning rate of 1e30 gives a loss of 1e29, finite and meaningless.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ EVENTS = (
 )
 
 Metric = Callable[[Tensor, Tensor], Tensor]
+# An epoch's loss over this many times the starting loss is divergence, as NaN is: a
+# model that learns never comes near it (cross-entropy starts at ln(C), about 2.3 for
+# ten classes), and one whose steps overshoot reaches it within an epoch.
+DIVERGENCE_FACTOR = 100.0
 
 
 def metric_name(metric: Metric) -> str:
@@ -78,8 +86,15 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():  # the same line for cuda and cuda:N
+            raise UsageError(f"--device {name} was asked for, but PyTorch sees no CUDA GPU here")
+        index = name.partition(":")[2]
+        if index and not (index.isdigit() and int(index) < torch.cuda.device_count()):
+            raise UsageError(
+                f"--device {name}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s) here, "
+                "numbered from cuda:0"
+            )
     if name == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
@@ -186,6 +201,7 @@ class Learner:
         self.train_loss = math.nan
         self.valid_loss = math.nan
         self.valid_metrics: dict[str, float] = {}
+        self.start_loss: float | None = None  # the first batch's loss: the guard's yardstick
         self.xb: Any = None  # the current mini-batch, its predictions and loss (see above)
         self.yb: Any = None
         self.preds: Any = None
@@ -223,6 +239,11 @@ class Learner:
                     # the epoch's last step broke the weights; without this check they
                     # would be saved as the "last good" ones, or as the trained model
                     self._diverged(self.valid_loss, "on the validation set")
+                # the same losses on every worker (summed across them): all stop together
+                if self.train_loss > self.loss_limit:
+                    self._diverged(self.train_loss, "on the training set", grew=True)
+                if self.valid_loss > self.loss_limit:
+                    self._diverged(self.valid_loss, "on the validation set", grew=True)
                 self.epoch_count += 1
                 self._keep_good()
                 self._run("after_epoch")
@@ -249,8 +270,14 @@ class Learner:
             self.xb = self.yb = self.preds = self.loss = None
             if self.stop:
                 break
+        first = self.epoch_count == 0
         if self.dls.train.world_size > 1:  # data-parallel: the mean over every worker's rows
-            total, n = sum_across_workers([total, n], self.device)
+            start = self.start_loss or 0.0
+            if first:  # one yardstick for all: the mean of the workers' first losses
+                total, n, start = sum_across_workers([total, n, start], self.device)
+                self.start_loss = start / self.dls.train.world_size
+            else:
+                total, n = sum_across_workers([total, n], self.device)
         self.train_loss = total / max(n, 1)
 
     def _one_batch(self, xb: Tensor, yb: Tensor) -> float:
@@ -266,6 +293,8 @@ class Learner:
         value = self.loss.item()
         if not math.isfinite(value):
             self._diverged(value)
+        if self.start_loss is None:
+            self.start_loss = value
         if self.loss.requires_grad:  # False for a model fitted without gradients (`mean`)
             self.loss.backward()  # step 4
             if self.dls.train.world_size > 1:  # data-parallel: the whole batch's gradient
@@ -351,15 +380,28 @@ class Learner:
             for good, p in zip(self._good, self._params):
                 good.copy_(p)
 
-    def _diverged(self, value: float, where: str = "") -> None:
+    @property
+    def loss_limit(self) -> float:
+        """The loss past which training counts as diverged (see DIVERGENCE_FACTOR)."""
+        if self.start_loss is None:
+            return math.inf
+        return DIVERGENCE_FACTOR * max(self.start_loss, 1.0)
+
+    def _diverged(self, value: float, where: str = "", grew: bool = False) -> None:
         with torch.no_grad():
             for p, good in zip(self._params, self._good):
                 p.copy_(good)
         assert self.opt is not None
         where = where or f"batch {self.batch + 1}"
         kept = f"after epoch {self.epoch_count}" if self.epoch_count else "before training"
+        became = (
+            f"grew to {value:.4g}, over {DIVERGENCE_FACTOR:g} times its start "
+            f"({self.start_loss:.4g}),"
+            if grew
+            else f"became {value}"
+        )
         what = (
-            f"the loss became {value} at epoch {self.epoch_count + 1}, {where}, "
+            f"the loss {became} at epoch {self.epoch_count + 1}, {where}, "
             f"with learning rate {self.opt.lr:g}"
         )
         err = DivergenceError(

@@ -145,6 +145,10 @@ def check_lr(lr: float) -> float:
         value = float(lr)
     except (TypeError, ValueError):
         raise UsageError(f"learning rate must be a number, not {lr!r}") from None
+    from groundup.config import FLOAT32_MAX
+
     if not value > 0 or value == float("inf"):
         raise UsageError(f"learning rate must be above 0, not {lr}")
+    if value > FLOAT32_MAX:  # the step would compute with an infinite rate
+        raise UsageError(f"learning rate must be at most {FLOAT32_MAX:.4g}, not {lr}")
     return value
