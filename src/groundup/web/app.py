@@ -15,10 +15,16 @@
     POST /api/save                  {"name": "my-run"}: the model as a run directory
 
 Every answer from /api is JSON; an error is `{"error": "one line for a learner"}`
-with its status: 400 bad JSON or settings, 404 unknown route, 409 a conflict
-with the run's state, 413 a body over its limit, 415 a body that is not JSON.
+with its status: 400 bad JSON or settings, 403 a request from another web site,
+404 unknown route, 409 a conflict with the run's state, 413 a body or a drawing
+over its limit, 415 a POST that is not sent as JSON (even an empty one), 500 a bug.
 Requests never wait for training: it runs in its own thread, and requests read
 a copy of the weights taken after each batch.
+
+No other web site may drive the server (docs/security.md): the Host header must
+name this server (DNS rebinding), and a POST must come from the page's own origin
+(its `Origin` and `Sec-Fetch-Site` headers, as Jupyter checks them) and be JSON,
+which a form on another site cannot send.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -38,8 +44,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -53,6 +58,14 @@ STATIC_DIR = Path(__file__).parent / "static"
 MAX_IMAGE_BYTES = 256 * 1024  # a drawn digit is a few KB; refuse anything far larger
 MAX_JSON_BYTES = 16 * 1024  # settings and names
 MAX_IMAGE_PIXELS = 2048 * 2048  # a small PNG may still decode to a huge image
+# Drawings prepared at once; others wait their turn. One 2048x2048 drawing takes about
+# 60 MB while it is prepared, so the image work stays within IMAGE_WORKERS x 60 MB
+# however many arrive together (docs/security.md).
+IMAGE_WORKERS = 2
+# Fetch metadata a browser sends: only the page's own requests, or one the user typed.
+ALLOWED_FETCH_SITES = ("same-origin", "none")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+log = logging.getLogger("groundup.web")
 KEEPALIVE_SECONDS = 10.0  # an SSE comment this often keeps proxies and browsers from timing out
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -108,14 +121,72 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
+            Middleware(SameOriginOnly, allowed_hosts=hosts),
         ],
-        exception_handlers={HTTPException: http_error, GroundupError: groundup_error},
+        exception_handlers={
+            HTTPException: http_error,
+            GroundupError: groundup_error,
+            ClientDisconnect: client_gone,
+            Exception: server_error,
+        },
         lifespan=lifespan,
     )
     app.state.job = job
     app.state.runs_dir = runs
+    app.state.image_work = asyncio.Semaphore(IMAGE_WORKERS)
     return app
+
+
+class SameOriginOnly:
+    """Refuses, with a JSON error, what did not come from this server's own page:
+
+    - a Host header not in `allowed_hosts` (400): a rebound DNS name of another site;
+    - a POST (any method but GET, HEAD, OPTIONS) whose `Origin` is another origin
+      than the one the Host header names, or `null` (403);
+    - a POST whose `Sec-Fetch-Site` is `cross-site` or `same-site` (403): a page on
+      another port of 127.0.0.1 is "same-site", and must not drive the server either.
+
+    Requests without these headers (curl, scripts on this computer) pass: they are not
+    a browser carrying the user's access to another site's page.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.hosts = list(allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if "*" not in self.hosts and name not in self.hosts:
+            await _refuse(scope, receive, send, 400, "this server answers to 127.0.0.1 only")
+            return
+        if scope["method"] not in SAFE_METHODS:
+            origin = headers.get("origin")
+            own = f"{scope.get('scheme', 'http')}://{host}"
+            if origin is not None and origin != own:
+                await _refuse(
+                    scope, receive, send, 403, f"requests from {origin} are refused: "
+                    "only this server's own page may change the training"
+                )  # fmt: skip
+                return
+            site = headers.get("sec-fetch-site")
+            if site is not None and site not in ALLOWED_FETCH_SITES:
+                await _refuse(
+                    scope, receive, send, 403,
+                    f"a {site} request is refused: only this server's own page may change "
+                    "the training",
+                )  # fmt: skip
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    response = JSONResponse({"error": message}, status_code=status)
+    await response(scope, receive, send)
 
 
 class SecurityHeaders:
@@ -159,9 +230,26 @@ async def groundup_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away before sending its whole request: one line in the log."""
+    log.warning("%s %s: the client disconnected before sending its whole request",
+                request.method, request.url.path)  # fmt: skip
+    return Response(status_code=400)  # nobody will read it
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """A bug: still a JSON answer (the traceback goes to the server's log)."""
+    return JSONResponse({"error": "the server failed; see its log"}, status_code=500)
+
+
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, or an HTTPException: 413 over `limit` bytes,
-    415 not sent as JSON, 400 not a JSON object. An empty body is `{}`."""
+    """The body as a JSON object, or an HTTPException: 415 not sent as JSON (even
+    an empty body: a form on another site can send an empty text/plain POST), 413 over
+    `limit` bytes, 400 not a JSON object. An empty JSON body is `{}`."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        # Only JSON: a form on another web site cannot send it to us without asking first.
+        raise HTTPException(415, "send the body as JSON, with Content-Type: application/json")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"the request is over {limit // 1024} KB")
@@ -172,14 +260,12 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
             raise HTTPException(413, f"the request is over {limit // 1024} KB")
     if not body:
         return {}
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        # Only JSON: a form on another web site cannot send it to us without asking first.
-        raise HTTPException(415, "send the body as JSON, with Content-Type: application/json")
     try:
         value = json.loads(body)
     except (UnicodeDecodeError, ValueError) as err:
         raise HTTPException(400, f"the body is not valid JSON: {err}") from None
+    except RecursionError:  # [[[[...]]]] thousands deep
+        raise HTTPException(400, "the body's JSON is nested too deeply") from None
     if not isinstance(value, dict):
         raise HTTPException(400, 'the body must be a JSON object, like {"lr": 0.5}')
     return value
@@ -267,21 +353,20 @@ async def predict(request: Request) -> Response:
         png = base64.b64decode(image[len(PNG_PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
         raise UsageError("the drawing's base64 data is damaged") from None
-    return JSONResponse(await run_in_threadpool(_predict_drawing, _job(request), png))
+    async with request.app.state.image_work:  # at most IMAGE_WORKERS drawings at once
+        return JSONResponse(await run_in_threadpool(_predict_drawing, _job(request), png))
 
 
 def _predict_drawing(job: TrainingJob, png: bytes) -> dict[str, Any]:
     import torch
-    from PIL import Image, UnidentifiedImageError
 
-    from groundup.images import prepare_digit
+    from groundup.images import TooManyPixels, open_image, prepare_digit
 
     try:
-        img = Image.open(io.BytesIO(png))
-        if img.width * img.height > MAX_IMAGE_PIXELS:
-            raise HTTPException(413, f"the drawing is {img.width}×{img.height}: too large")
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        img = open_image(png, max_pixels=MAX_IMAGE_PIXELS, formats=("PNG",), name="the drawing")
+    except TooManyPixels as err:
+        raise HTTPException(413, str(err)) from None
+    except DataError:
         raise DataError("the drawing is not a PNG image that can be read") from None
     pixels = prepare_digit(img)  # (28, 28) float32 in [0, 1], centred as MNIST's
     x = torch.from_numpy(pixels).reshape(1, 784)  # (1, 784)
