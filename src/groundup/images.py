@@ -71,6 +71,9 @@ def open_image(
     # size; we refuse those ourselves, with a clear error, so its warning is only noise.
     # (Set here, not once at import: a caller's `catch_warnings` may have dropped it.)
     warnings.filterwarnings("ignore", message="Image size .* could be decompression bomb")
+    # ... and so are its notes on a damaged file ("Corrupt EXIF data"): the file then
+    # reads, or fails with a DataError that names it.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     try:
         f = io.BytesIO(source) if isinstance(source, bytes) else open_regular(source)
         with f, Image.open(f, formats=formats) as img:
