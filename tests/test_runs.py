@@ -52,6 +52,7 @@ def test_model_json_records_what_is_needed(linear_run):
     assert meta["seed"] == 0 and meta["config"]["lr"] == 1.0
     assert meta["versions"]["torch"] == torch.__version__
     assert {"groundup", "python"} <= set(meta["versions"])
+    assert meta["versions"]["torch_threads"] == torch.get_num_threads()  # for reproducibility
 
 
 def test_weights_are_safetensors_and_loading_never_unpickles(linear_run, monkeypatch):

@@ -219,3 +219,24 @@ def test_forty_concurrent_big_drawings_stay_within_the_memory_budget(tmp_path: P
     finally:
         server.terminate()
         server.wait(20)
+
+
+# -- a token, for --host 0.0.0.0 ----------------------------------------------------------------
+
+
+def test_with_a_token_every_request_must_carry_it(tmp_path: Path) -> None:
+    app = create_app("sample", tmp_path / "runs", allowed_hosts=["*"], token="s3cret")
+    with TestClient(app, base_url="http://192.168.1.5:8000") as c:
+        r = c.get("/api/state")
+        assert r.status_code == 403 and "token" in r.json()["error"]
+        assert c.get("/", params={"token": "guess"}).status_code == 403
+        assert c.get("/api/state", headers={"authorization": "Token guess"}).status_code == 403
+        # a script may send it in a header
+        assert c.get("/api/state", headers={"authorization": "Token s3cret"}).status_code == 200
+        # the printed address sets a cookie; the page's own requests then carry it
+        page = c.get("/", params={"token": "s3cret"})
+        assert page.status_code == 200 and "groundup_token" in page.headers["set-cookie"]
+        assert "samesite=strict" in page.headers["set-cookie"].lower()
+        assert c.get("/api/state").status_code == 200
+        assert c.get("/static/app.js").status_code == 200
+        assert c.post("/api/train/lr", json={"lr": 0.5}).status_code == 200

@@ -136,6 +136,8 @@ def save_run(
             "groundup": _version(),
             "torch": torch.__version__,
             "python": platform.python_version(),
+            # the same seed gives the same numbers only at the same thread count
+            "torch_threads": torch.get_num_threads(),
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),

@@ -65,6 +65,7 @@ IMAGE_WORKERS = 2
 # Fetch metadata a browser sends: only the page's own requests, or one the user typed.
 ALLOWED_FETCH_SITES = ("same-origin", "none")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+TOKEN_COOKIE = "groundup_token"
 log = logging.getLogger("groundup.web")
 KEEPALIVE_SECONDS = 10.0  # an SSE comment this often keeps proxies and browsers from timing out
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -88,6 +89,7 @@ def create_app(
     *,
     allowed_hosts: Sequence[str] | None = None,
     phase_pause: float = 0.25,
+    token: str | None = None,
 ) -> Starlette:
     """The app for `groundup serve`: the page, its API, and one training job.
 
@@ -96,6 +98,9 @@ def create_app(
     allowed_hosts: Host headers to answer (default: the loopback names only, which
     stops other web sites from reaching the server through DNS rebinding).
     phase_pause: seconds each step stays lit when one batch is stepped.
+    token: when given, every request must carry it (`groundup serve --host 0.0.0.0`
+    prints the address with it): the page's address `/?token=...` sets a cookie that
+    the page's own requests then carry; a script may send `Authorization: Token ...`.
     """
     job = TrainingJob(data, phase_pause=phase_pause)
     runs = Path(runs_dir)
@@ -121,7 +126,7 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(SameOriginOnly, allowed_hosts=hosts),
+            Middleware(SameOriginOnly, allowed_hosts=hosts, token=token),
         ],
         exception_handlers={
             HTTPException: http_error,
@@ -148,11 +153,15 @@ class SameOriginOnly:
 
     Requests without these headers (curl, scripts on this computer) pass: they are not
     a browser carrying the user's access to another site's page.
+
+    With a `token`, each request must also carry it: in the cookie the page's address
+    (`/?token=...`) sets, in an `Authorization: Token ...` header, or in `?token=`.
     """
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str], token: str | None) -> None:
         self.app = app
         self.hosts = list(allowed_hosts)
+        self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -163,6 +172,12 @@ class SameOriginOnly:
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         if "*" not in self.hosts and name not in self.hosts:
             await _refuse(scope, receive, send, 400, "this server answers to 127.0.0.1 only")
+            return
+        if self.token is not None and not self._has_token(scope, headers):
+            await _refuse(
+                scope, receive, send, 403,
+                "this server needs its token: open the address it printed when it started",
+            )  # fmt: skip
             return
         if scope["method"] not in SAFE_METHODS:
             origin = headers.get("origin")
@@ -182,6 +197,28 @@ class SameOriginOnly:
                 )  # fmt: skip
                 return
         await self.app(scope, receive, send)
+
+    def _has_token(self, scope: Scope, headers: dict[str, str]) -> bool:
+        import hmac
+        from http.cookies import SimpleCookie
+        from urllib.parse import parse_qs
+
+        assert self.token is not None
+        offered = []
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except Exception:  # a malformed Cookie header is no token
+            pass
+        if TOKEN_COOKIE in cookie:
+            offered.append(cookie[TOKEN_COOKIE].value)
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "token":
+            offered.append(value.strip())
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        offered += query.get("token", [])
+        # compare_digest: the time taken says nothing about how much of a guess was right
+        return any(hmac.compare_digest(o.encode(), self.token.encode()) for o in offered)
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
@@ -279,7 +316,11 @@ def _job(request: Request) -> TrainingJob:
 
 
 async def index(request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    response = FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    token = request.query_params.get("token")
+    if token:  # checked by SameOriginOnly: the page's own requests carry it from now on
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+    return response
 
 
 async def state(request: Request) -> Response:
