@@ -91,7 +91,6 @@ def drawing_uri(img28: np.ndarray, size: int = 280) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-
 def read_events(url: str, until: Any, out: list[dict[str, Any]], ready: threading.Event) -> None:
     """Collect the events of /api/events into `out` until `until(event)` is true."""
     with httpx.stream("GET", url + "/api/events", timeout=60) as r:
