@@ -104,3 +104,15 @@ def test_a_missing_gpu_gets_the_same_line_for_cuda_and_cuda_n(capsys, tmp_path, 
     code, _, err = cli(capsys, "train", "--device", device, "--out", str(tmp_path / "r"))
     assert code == 2 and _one_line(err)
     assert f"--device {device} was asked for, but PyTorch sees no CUDA GPU here" in err
+
+
+@pytest.mark.parametrize("command", [["report"], ["figure", "curves"], ["evaluate"]])
+def test_a_hand_edited_history_is_one_line_in_every_command(capsys, tmp_path, command):
+    """Issue 12: `"history": "x"` gave tracebacks in `report` and `figure curves`."""
+    run_dir = _saved_run(tmp_path / "run")
+    meta = json.loads((run_dir / META).read_text())
+    meta["history"] = "x"
+    (run_dir / META).write_text(json.dumps(meta))
+    out = ["--out", str(tmp_path / "c.png")] if command[0] == "figure" else []
+    code, _, err = cli(capsys, *command, str(run_dir), *out)
+    assert code == 1 and "'history' must be a list of epochs" in err and _one_line(err)
