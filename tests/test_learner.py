@@ -348,7 +348,12 @@ def test_a_fit_stopped_within_an_epoch_is_not_taken_for_divergence(dls_pair):
 
 
 def test_a_gpu_that_is_not_there_is_a_usage_error():
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not torch.cuda.is_available():  # cuda and cuda:N alike: no GPU to number
+        for name in ("cuda", "cuda:99"):
+            with pytest.raises(UsageError, match=f"{name} was asked for, but PyTorch sees no CUDA"):
+                resolve_device(name)
+        return
+    count = torch.cuda.device_count()
     with pytest.raises(UsageError, match=f"cuda:99 was asked for, but PyTorch sees {count} CUDA"):
         resolve_device("cuda:99")
     with pytest.raises(UsageError, match="a GPU is named cuda or cuda:N"):

@@ -104,6 +104,7 @@ def test_model_json_records_what_is_needed(linear_run):
     assert meta["seed"] == 0 and meta["config"]["lr"] == 1.0
     assert meta["versions"]["torch"] == torch.__version__
     assert {"groundup", "python"} <= set(meta["versions"])
+    assert meta["versions"]["torch_threads"] == torch.get_num_threads()  # for reproducibility
 
 
 def test_weights_are_safetensors_and_loading_never_unpickles(linear_run, monkeypatch):
@@ -154,11 +155,18 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
     assert target.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
 
 
-def test_save_run_failing_midway_keeps_the_previous_run_loadable(tmp_path, linear_run, monkeypatch):
+@pytest.mark.parametrize("swap", ["exchange", "two renames"])
+def test_save_run_failing_midway_keeps_the_previous_run_loadable(
+    tmp_path, linear_run, monkeypatch, swap
+):
     run_dir = tmp_path / "run"
     shutil.copytree(linear_run[0], run_dir)
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
-    monkeypatch.setattr(atomic.os, "replace", _fail)
+    if swap == "exchange":
+        monkeypatch.setattr(atomic, "exchange", _fail)
+    else:  # a system without renameat2: the fallback's renames fail
+        monkeypatch.setattr(atomic, "exchange", lambda a, b: False)
+        monkeypatch.setattr(atomic.os, "replace", _fail)
     with pytest.raises(RunError, match="cannot save the run .*simulated"):
         save_model(run_dir, build_model(ModelSpec()), TrainConfig())
     monkeypatch.undo()
@@ -167,15 +175,34 @@ def test_save_run_failing_midway_keeps_the_previous_run_loadable(tmp_path, linea
     load_run(run_dir)
 
 
-def test_saving_over_a_run_replaces_the_whole_folder(tmp_path, linear_run):
+@pytest.mark.parametrize("swap", ["exchange", "two renames"])
+def test_saving_over_a_run_replaces_the_whole_folder(tmp_path, linear_run, monkeypatch, swap):
+    if swap == "two renames":
+        monkeypatch.setattr(atomic, "exchange", lambda a, b: False)
     run_dir = tmp_path / "run"
     shutil.copytree(linear_run[0], run_dir)
-    (run_dir / "report.html").write_text("about the old model")
+    # a report groundup wrote describes the old model: it goes with it
+    (run_dir / "report.html").write_text("<!DOCTYPE html><html><head><title>groundup report: x")
     save_model(run_dir, build_model(ModelSpec()), TrainConfig())
     # nothing of the old run survives beside the new weights
     assert sorted(p.name for p in run_dir.iterdir()) == ["model.json", "model.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
     load_run(run_dir)
+
+
+@pytest.mark.parametrize("name", ["my_notes.txt", "report.html", "figures"])
+def test_saving_over_a_run_refuses_a_folder_with_the_users_files(tmp_path, linear_run, name):
+    """Issue 12: retraining into a run folder deleted the user's own files."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(linear_run[0], run_dir)
+    if name == "figures":
+        (run_dir / name).mkdir()
+    else:
+        (run_dir / name).write_text("mine")  # a report.html of the user's own, too
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    with pytest.raises(RunError, match=f"files groundup did not write \\({name}\\)"):
+        save_model(run_dir, build_model(ModelSpec()), TrainConfig())
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
 
 
 @pytest.mark.parametrize("kind", ["file", "foreign folder"])
@@ -253,12 +280,20 @@ def test_corrupt_files(run_copy, damage, match):
         (lambda m: m["model"].update(name="net"), "does not match the model"),
         (lambda m: m["model"].update(n_in=100), "does not match the model"),
         (lambda m: m["model"].update(name="resnet"), "names an unknown model 'resnet'"),
-        (lambda m: m["model"].update(name="net", hidden="wide"), "its model cannot be built"),
+        (lambda m: m["model"].update(name="net", hidden="wide"), "'model.hidden' must be"),
         (lambda m: m.update(digits=[2, 9, 4]), "3 digits need 3 output"),
-        (lambda m: m.update(digits=[2, 2]), "'digits' must list"),
-        (lambda m: m.update(digits="29"), "'digits' must list"),
-        (lambda m: m.pop("digits"), "'digits' must list"),
-        (lambda m: m.update(model="linear"), "'model' must describe"),
+        (lambda m: m.update(digits=[2, 2]), "'digits' must be a list of two or more"),
+        (lambda m: m.update(digits="29"), "'digits' must be a list"),
+        (lambda m: m.pop("digits"), "the field 'digits' is missing"),
+        (lambda m: m.update(model="linear"), "'model' must be an object"),
+        # issue 12: each of these gave a traceback
+        (lambda m: m["model"].update(name=["linear"]), "'model.name' must be a model name"),
+        (lambda m: m.update(data="sample"), "'data' must be an object"),
+        (lambda m: m.update(data={"source": 5}), "'data' must be an object"),
+        (lambda m: m.update(history="x"), "'history' must be a list of epochs"),
+        (lambda m: m.update(history=[{"epoch": "one"}]), "'history' must be a list of epochs"),
+        (lambda m: m.update(final=[]), "'final' must be an object"),
+        (lambda m: m["model"].update(n_out=True), "'model.n_out' must be a whole number"),
     ],
 )
 def test_mismatched_model_json(run_copy, change, match):
@@ -266,6 +301,27 @@ def test_mismatched_model_json(run_copy, change, match):
     with pytest.raises(RunError, match=match) as err:
         load_run(run_copy)
     assert "\n" not in str(err.value)
+
+
+def test_hidden_widths_that_do_not_match_the_weights_allocate_nothing(run_copy, monkeypatch):
+    """Issue 12: `hidden: [1000000]` built a 6 GB model before finding the mismatch;
+    the shapes are now compared with the safetensors header, on the meta device."""
+    import groundup.runs.saved as runs
+
+    devices = []
+
+    def build(spec):
+        devices.append(torch.empty(0).device.type)  # "meta" inside `with torch.device("meta")`
+        return build_model(spec)
+
+    monkeypatch.setattr(runs, "build_model", build)
+    _edit_meta(run_copy, lambda m: m["model"].update(name="net", hidden=[1_000_000]))
+    with pytest.raises(
+        RunError,
+        match=r"does not match the model in model.json: the weights have no layers.0.weight",
+    ):
+        load_run(run_copy)
+    assert devices == ["meta"]
 
 
 def test_weights_of_another_model(run_copy, tmp_path):

@@ -125,7 +125,29 @@ def test_sample_cache_is_rebuilt_when_the_csv_changes(tmp_path, fake_parse):
     assert fake_parse == [csv, csv]
     assert changed.train_images[0, 0, 0] == 2  # the new parse, not the old cache
     new = list(cache.glob("*.npz"))
-    assert len(new) == 1 and new != old  # the stale file was replaced
+    # the other file may be another install's cache: never removed (issue 12)
+    assert len(new) == 2 and set(old) < set(new)
+
+
+def test_two_processes_building_the_cache_at_once_keep_each_others_files(tmp_path, monkeypatch):
+    """Issue 12: a process building the cache deleted the files another one had made."""
+    cache = tmp_path / "cache"
+    csvs = []
+    for name in ("a", "b"):
+        csvs.append(tmp_path / name / "mnist_5k.csv.gz")
+        csvs[-1].parent.mkdir()
+        csvs[-1].write_bytes(name.encode())  # two installs: two CSVs, two cache keys
+    labels = np.repeat(np.arange(10), 5)
+
+    def parse(path: Path) -> tuple[np.ndarray, np.ndarray]:
+        if path == csvs[0]:  # while the first parses, the second builds its cache
+            load_sample(csvs[1], cache=cache)
+        return np.zeros((50, 28, 28), dtype=np.uint8), labels.copy()
+
+    monkeypatch.setattr(sources, "_parse_sample_csv", parse)
+    load_sample(csvs[0], cache=cache)
+    assert len(list(cache.glob("mnist_5k-*.npz"))) == 2  # both caches, whole
+    assert not list(cache.glob(".*"))  # no temporary file left
 
 
 def test_damaged_sample_cache_is_rebuilt(tmp_path, fake_parse):

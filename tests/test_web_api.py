@@ -309,11 +309,11 @@ def test_a_second_start_is_409_until_the_first_is_stopped(client: TestClient) ->
     r = client.post("/api/train/start", json=slow)
     assert r.status_code == 409
     assert "already training" in r.json()["error"]
-    assert client.post("/api/train/pause").json()["state"] == "paused"
+    assert client.post("/api/train/pause", json={}).json()["state"] == "paused"
     assert client.post("/api/train/start", json=slow).status_code == 409  # paused counts
-    assert client.post("/api/train/pause").status_code == 409  # nothing running to pause
-    assert client.post("/api/train/stop").json()["state"] == "stopped"
-    assert client.post("/api/train/stop").status_code == 409
+    assert client.post("/api/train/pause", json={}).status_code == 409  # nothing running to pause
+    assert client.post("/api/train/stop", json={}).json()["state"] == "stopped"
+    assert client.post("/api/train/stop", json={}).status_code == 409
     r = client.post("/api/train/start", json={"delay": 0, "epochs": 1})
     assert r.status_code == 200
     assert wait_for(client, "done")["epoch"] == 1
@@ -321,24 +321,24 @@ def test_a_second_start_is_409_until_the_first_is_stopped(client: TestClient) ->
 
 def test_step_trains_exactly_one_batch(client: TestClient) -> None:
     job: TrainingJob = client.app.state.job
-    assert client.post("/api/train/step").json()["state"] == "paused"
+    assert client.post("/api/train/step", json={}).json()["state"] == "paused"
     wait_until(lambda: len(job.live.points) == 1)
     for n in (2, 3):
-        client.post("/api/train/step")
+        client.post("/api/train/step", json={})
         wait_until(lambda n=n: len(job.live.points) == n)
     time.sleep(0.3)  # a paused run must not creep on by itself
     assert len(job.live.points) == 3
     assert client.get("/api/state").json()["points"][-1][0] == pytest.approx(3 / 4)
-    assert client.post("/api/train/resume").json()["state"] == "running"
+    assert client.post("/api/train/resume", json={}).json()["state"] == "running"
     client.post("/api/train/speed", json={"delay": 0})
     assert wait_for(client, "done")["epoch"] == 20
 
 
 def test_step_is_refused_while_running_or_after_the_end(client: TestClient) -> None:
     client.post("/api/train/start", json={"delay": 0.2, "epochs": 50})
-    assert client.post("/api/train/step").status_code == 409
-    client.post("/api/train/stop")
-    r = client.post("/api/train/step")
+    assert client.post("/api/train/step", json={}).status_code == 409
+    client.post("/api/train/stop", json={})
+    r = client.post("/api/train/step", json={})
     assert r.status_code == 409
     assert "Reset" in r.json()["error"]
 
@@ -347,7 +347,7 @@ def test_reset_replays_the_same_run(client: TestClient) -> None:
     ready = client.get("/api/state").json()
     client.post("/api/train/start", json={"delay": 0, "epochs": 5, "seed": 3})
     first = wait_for(client, "done")
-    assert client.post("/api/train/reset").json()["state"] == "ready"
+    assert client.post("/api/train/reset", json={}).json()["state"] == "ready"
     again = client.get("/api/state").json()
     assert again["epoch"] == 0 and again["history"] == [] and again["points"] == []
     assert again["settings"]["seed"] == 3 and again["settings"]["epochs"] == 5
@@ -377,7 +377,7 @@ def test_new_choices_before_a_run_set_up_a_new_ready_run(client: TestClient) -> 
     client.post("/api/train/step", json={"model": "linear", "seed": 4})
     wait_until(lambda: len(job.live.points) == 1)
     assert client.get("/api/state").json()["model"] == "linear"
-    client.post("/api/train/reset")  # no choices: the same run again, from its start
+    client.post("/api/train/reset", json={})  # no choices: the same run again, from its start
     snap = client.get("/api/state").json()
     assert (snap["model"], snap["settings"]["seed"], snap["points"]) == ("linear", 4, [])
 
@@ -390,7 +390,7 @@ def test_reset_gives_back_the_initial_weights(client: TestClient) -> None:
     client.post("/api/train/start", json={"delay": 0, "epochs": 2})
     wait_for(client, "done")
     assert not torch.equal(job.live.params["weight"], before["weight"])
-    client.post("/api/train/reset")
+    client.post("/api/train/reset", json={})
     for k, v in before.items():
         assert torch.equal(job.live.params[k], v), k
 
@@ -404,7 +404,7 @@ def test_the_learning_rate_changes_while_training(client: TestClient) -> None:
     assert job.learn.opt.lr == 0.25
     wait_until(lambda: job.live.points and job.live.points[-1][0] > 0.5)
     assert job.learn.opt.lr == 0.25  # still: no schedule undoes it
-    client.post("/api/train/stop")
+    client.post("/api/train/stop", json={})
 
 
 def test_requests_are_answered_while_training_runs(client: TestClient) -> None:
@@ -416,7 +416,7 @@ def test_requests_are_answered_while_training_runs(client: TestClient) -> None:
         assert client.post("/api/predict", json={"image": uri}).status_code == 200
         assert client.get("/api/data?limit=4").status_code == 200
     assert client.get("/api/state").json()["state"] == "running"  # not finished meanwhile
-    client.post("/api/train/stop")
+    client.post("/api/train/stop", json={})
 
 
 def test_a_diverging_run_fails_with_a_message(client: TestClient) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import secrets
 import socket
 import sys
 from pathlib import Path
@@ -87,7 +88,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     check_port(args.host, args.port)
     local = args.host in LOOPBACK
-    app = create_app(args.data, args.runs_dir, allowed_hosts=None if local else ["*"])
+    # Off this computer, every request must carry a token, printed in the address below
+    token = None if local else secrets.token_urlsafe(24)
+    app = create_app(args.data, args.runs_dir, allowed_hosts=None if local else ["*"], token=token)
     job = app.state.job
     job.ensure_ready()  # load the data now: a bad --data fails here, in one line
     summary = job.summary()
@@ -98,11 +101,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"groundup: {summary['source']}, digits {' '.join(map(str, summary['digits']))}: "
         f"{summary['train_size']} training and {summary['valid_size']} validation images"
     )
-    url = f"http://{shown}:{args.port}/"
+    url = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
     if not local:
         sys.stderr.write(
             f"groundup: warning: listening on {args.host}: other computers on your network "
-            "can open this page and control the training\n"
+            "can reach this server; only those given the address below, with its token, "
+            "can open the page and control the training\n"
         )
     sys.stdout.flush()
 

@@ -146,10 +146,13 @@ def _train(
         if sys.stderr.isatty():
             cbs.append(ProgressBar())
     rank, world_size = (worker.rank, worker.world_size) if worker else (0, 1)
+    previous = None
     if args.out is not None and main:
         from groundup.runs.saved import check_run_dir_writable
 
+        recover_and_say(args.out)  # what an interrupted save left beside it
         check_run_dir_writable(args.out)  # before training, not after it
+        previous = _previous_score(args.out, config)
     run = make_run(config, cbs=cbs, rank=rank, world_size=world_size)
     config, learn = run.config, run.learner
     if worker:
@@ -198,6 +201,7 @@ def _train(
 
         report = write_report(out)
     final = learn.history[-1]
+    worse = previous is not None and final["accuracy"] < previous
     if args.json:
         result = {
             "epochs": [
@@ -207,6 +211,8 @@ def _train(
             "final": {"accuracy": final["accuracy"], "valid_loss": final["valid_loss"]},
             "run_dir": str(out),
         }
+        if worse:
+            result["replaced_better_run"] = {"accuracy": previous}
         if report is not None:
             result["report"] = str(report)
         print(json.dumps(result))
@@ -218,9 +224,35 @@ def _train(
             f"valid accuracy {final['accuracy']:.4f}, valid loss {final['valid_loss']:.4f}; "
             f"saved to {out}"
         )
+        if worse:
+            print(
+                f"note: {out} held an earlier run that scored better (valid accuracy "
+                f"{previous:.4f}, now {final['accuracy']:.4f}); it has been replaced"
+            )
     if report is not None and not args.json:
         print(f"report written to {report}")
     return 0
+
+
+def recover_and_say(run_dir: Path) -> None:
+    """Repair what an interrupted save left beside `run_dir`, with a note for each repair."""
+    from groundup.runs.saved import recover_run_dir
+
+    for note in recover_run_dir(run_dir):
+        sys.stderr.write(f"groundup: note: {note}\n")
+
+
+def _previous_score(run_dir: Path, config: TrainConfig) -> float | None:
+    """The valid accuracy of the run now in `run_dir`, if it is the same task (digits and
+    data): the summary then says when the new run scored worse than the one it replaces."""
+    try:
+        meta = json.loads((Path(run_dir) / "model.json").read_text())
+        same = list(meta["digits"]) == list(config.digits) and meta["config"]["data"] == config.data
+        accuracy = meta["final"]["accuracy"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no run there, or one we cannot compare with
+    ok = isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool)
+    return float(accuracy) if same and ok else None
 
 
 def _new_run_dir(model: str) -> Path:
@@ -244,6 +276,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from groundup.runs.evaluate import evaluate_run
     from groundup.runs.saved import load_run
 
+    recover_and_say(args.run_dir)
     run = load_run(args.run_dir)
     result = evaluate_run(run, args.data)
     trained_on = run.meta.get("data", {}).get("source")
@@ -288,6 +321,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from groundup.errors import DataError
     from groundup.runs.saved import load_run
 
+    recover_and_say(args.run_dir)
     run = load_run(args.run_dir)
     results, failed = [], 0
     for path in args.images:

@@ -15,6 +15,7 @@ can be wrong becomes a `DataError` that names the file.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from groundup.atomic import atomic_write_bytes
+from groundup.data.files import open_regular
 from groundup.errors import DataError
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: (N, rows, cols)
@@ -30,41 +32,103 @@ _UBYTE = 0x08  # the only IDX type MNIST-like data uses
 _WHAT = {IMAGES_MAGIC: "an IDX image file", LABELS_MAGIC: "an IDX label file"}
 
 
-def _read_bytes(path: Path) -> bytearray:
-    """The file's (decompressed) bytes; a cut gzip stream gives what it holds.
+# Deflate cannot compress better than about 1032 to 1 (a 258-byte match per 2-bit code),
+# so a .gz of n bytes holds at most this many times n: a header promising more is a lie
+# we can tell before inflating anything.
+MAX_DEFLATE_RATIO = 1032
+
+
+def _read_file(path: Path) -> bytearray:
+    """The file's bytes, read whole (a regular file only: a FIFO would hang us).
 
     A `bytearray`, so that the arrays made over it are writable (torch warns about
     read-only numpy arrays).
-
-    We decompress with `zlib` rather than `gzip.open` because it is faster on one
-    big buffer, and because on a truncated `.gz` it returns the bytes it could
-    decode, so the error can say how many bytes the header promised and how many
-    there were, as for an uncompressed file.
     """
-    try:
-        with path.open("rb") as f:
+    with open_regular(path) as f:
+        try:
             data = bytearray(os.fstat(f.fileno()).st_size)
             del data[f.readinto(data) :]  # in place: the file may have shrunk meanwhile
-    except FileNotFoundError:
-        raise DataError(f"no such file or directory: {path}") from None
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror or err}") from None
+        except OSError as err:
+            raise DataError(f"cannot read {path}: {err.strerror or err}") from None
+    return data
+
+
+class _Inflater:
+    """Inflates a .gz a piece at a time, so that we stop where the IDX header says.
+
+    We use `zlib` rather than `gzip.open` because it is faster on one big buffer,
+    and because on a truncated `.gz` it gives the bytes it could decode, so the
+    error can say how many bytes the header promised and how many there were.
+    A .gz may hold several members, one after another; garbage after a complete
+    member is ignored, as gzip does.
+    """
+
+    def __init__(self, data: bytearray, path: Path) -> None:
+        self.rest: bytes | bytearray = data
+        self.path = path
+        self.inflater = zlib.decompressobj(wbits=31)  # 31: expect a gzip header
+        self.members = 0
+        self.done = not data
+
+    def read(self, n: int) -> bytearray:
+        """Up to `n` more bytes (fewer only at the end of the data)."""
+        out = bytearray()
+        while len(out) < n and not self.done:
+            try:
+                chunk = self.inflater.decompress(self.rest, n - len(out))
+            except zlib.error as err:
+                if self.members:  # trailing garbage after a complete member
+                    self.done = True
+                    break
+                raise DataError(f"{self.path} is not a valid gzip file ({err})") from None
+            out += chunk
+            if self.inflater.eof:
+                self.members += 1
+                self.rest = self.inflater.unused_data
+                self.inflater = zlib.decompressobj(wbits=31)
+                self.done = not self.rest
+            else:
+                tail = self.inflater.unconsumed_tail
+                if not chunk and len(tail) == len(self.rest):
+                    self.done = True  # cut short: nothing more can be decoded
+                self.rest = tail
+        return out
+
+
+def _read_bytes(path: Path) -> bytearray:
+    """The file's bytes, inflated if `.gz`, but never far past what its header declares.
+
+    For a .gz we inflate the header first, then at most the size it declares plus one
+    byte (to tell a file longer than its header): a small file whose header claims
+    2**31 images is refused before it is inflated.
+    """
+    data = _read_file(path)
     if path.suffix != ".gz":
         return data
-    chunks: list[bytes] = []
-    rest: bytes | bytearray = data
-    while rest:  # a .gz may hold several members, one after another
-        inflater = zlib.decompressobj(wbits=31)  # 31: expect a gzip header
-        try:
-            chunks.append(inflater.decompress(rest))
-        except zlib.error as err:
-            if chunks:  # trailing garbage after a complete member, as gzip tolerates
-                break
-            raise DataError(f"{path} is not a valid gzip file ({err})") from None
-        if not inflater.eof:
-            break  # cut short: keep what was decoded, the size check below reports it
-        rest = inflater.unused_data
-    return bytearray().join(chunks)
+    inflater = _Inflater(data, path)
+    head = inflater.read(4)
+    if len(head) < 4:
+        return head
+    head += inflater.read(4 * head[3])
+    expected = _declared_size(head)
+    if expected is None:
+        return head + inflater.read(1)  # too short or not IDX: read_idx says what is wrong
+    if expected > MAX_DEFLATE_RATIO * len(data) + len(head):
+        raise DataError(
+            f"{path} is truncated: its header declares {expected:,} bytes, more than "
+            f"{len(data):,} compressed bytes can hold"
+        )
+    return head + inflater.read(expected - len(head) + 1)
+
+
+def _declared_size(head: bytes | bytearray) -> int | None:
+    """Header plus values, in bytes, by the header in `head`; None if it is incomplete."""
+    ndim = head[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(head) < header:
+        return None
+    # Python integers: the dimensions' product may pass 2**63 (numpy's int64 would wrap)
+    return header + math.prod(int.from_bytes(head[i : i + 4], "big") for i in range(4, header, 4))
 
 
 def read_idx(path: str | os.PathLike[str], *, magic: int | None = None) -> np.ndarray:
@@ -98,8 +162,8 @@ def read_idx(path: str | os.PathLike[str], *, magic: int | None = None) -> np.nd
         raise DataError(
             f"{path} is truncated: its header needs {header} bytes, but it has {len(data)} bytes"
         )
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape, dtype=np.int64))
+    shape = tuple(int.from_bytes(data[i : i + 4], "big") for i in range(4, header, 4))
+    expected = header + math.prod(shape)  # Python integers: no wrap past 2**63
     if len(data) != expected:
         problem = "is truncated" if len(data) < expected else "is longer than its header says"
         raise DataError(
@@ -143,5 +207,3 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
         body = gzip.compress(body, compresslevel=6, mtime=0)
     atomic_write_bytes(path, body)
     return path
-
-

@@ -239,14 +239,17 @@ def sample_split(labels: np.ndarray, valid_fraction: float = SAMPLE_VALID_FRACTI
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Save the arrays atomically; a cache we cannot write is not an error, just slower."""
+    """Save the arrays atomically; a cache we cannot write is not an error, just slower.
+
+    The cache folder is shared by every install and process of this user: each writes
+    a temporary file of its own name and renames it into place (`atomic_file`), and
+    none removes a file it did not create. A cache file of another CSV or version
+    may be another install's, so it stays (one is 4 MB).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as f:
             np.savez(f, **arrays)
-        for old in path.parent.glob("mnist_5k-*.npz"):  # caches of an older file or version
-            if old != path:
-                old.unlink(missing_ok=True)
     except OSError:
         pass
 

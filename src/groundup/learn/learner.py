@@ -33,9 +33,12 @@ validation sums, stay where they were computed (on a GPU, the GPU runs ahead of
 Python), and the epoch is read back in one copy at its end.
 
 The divergence guard is built in: at the end of each epoch, the first batch whose
-loss diverged (`first_divergent_batch`: NaN or infinite) stops training with a
-`DivergenceError` naming the epoch, batch and learning rate, and the weights are
-put back as they were at the end of the last good epoch.
+loss diverged (`first_divergent_batch`) stops training with a `DivergenceError`
+naming the epoch, batch and learning rate, and the weights are put back as they
+were at the end of the last good epoch. A loss diverges when it is NaN or infinite,
+or when it stays finite but grows past `DIVERGENCE_FACTOR` times where it started
+(the first batch's loss, at least 1, so that a near-zero start is no hair trigger):
+a learning rate of 1e30 gives a loss of 1e29, finite and meaningless.
 """
 
 from __future__ import annotations
@@ -76,15 +79,22 @@ def metric_name(metric: Metric) -> str:
     return name.removeprefix("batch_")
 
 
-def first_divergent_batch(losses: Sequence[float]) -> int | None:
+# A loss over this many times the starting loss is divergence, as NaN is: a model
+# that learns never comes near it (cross-entropy starts at ln(C), about 2.3 for ten
+# classes), and one whose steps overshoot reaches it within an epoch.
+DIVERGENCE_FACTOR = 100.0
+
+
+def first_divergent_batch(losses: Sequence[float], limit: float = math.inf) -> int | None:
     """Which batch of an epoch diverged first (0-based), or None: the one place that
     decides what counts as divergence, given the epoch's batch losses.
 
-    A loss diverges when it is not a finite number: NaN (inf - inf, 0 * inf) or
-    infinite. The weights it then steps to are broken, and every later loss with them.
+    A loss diverges when it is not a finite number, NaN (inf - inf, 0 * inf) or
+    infinite, or when it is above `limit` (see `Learner.loss_limit`). The weights it
+    then steps to are broken, and every later loss with them.
     """
     for i, loss in enumerate(losses):
-        if not math.isfinite(loss):
+        if not math.isfinite(loss) or loss > limit:
             return i
     return None
 
@@ -99,8 +109,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        # cuda and cuda:N alike: there is no GPU to number
+        raise UsageError(f"--device {name} was asked for, but PyTorch sees no CUDA GPU here")
     if name == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
@@ -230,6 +241,7 @@ class Learner:
         # "valid_accuracy"): (3,) [loss sum, accuracy sum, rows], ...}
         self.sums: dict[tuple[str, ...], Tensor] = {}
         self.means: dict[str, float] = {}  # each of them over its rows, read back
+        self.start_loss: float | None = None  # the first batch's loss: the guard's yardstick
         self.xb: Any = None  # the current mini-batch, its predictions and loss (see above)
         self.yb: Any = None
         self.preds: Any = None
@@ -329,10 +341,12 @@ class Learner:
         self.valid_metrics = {
             metric_name(m): self.means.get(f"valid_{metric_name(m)}", 0.0) for m in self.metrics
         }
-        bad = first_divergent_batch(losses)
+        if self.start_loss is None and losses and math.isfinite(losses[0]):
+            self.start_loss = losses[0]  # the same on every worker: summed by its callback
+        bad = first_divergent_batch(losses, self.loss_limit)
         if bad is not None:
             self._diverged(losses[bad], f"batch {bad + 1}", self.batch_lrs[bad])
-        if not math.isfinite(self.valid_loss):
+        if first_divergent_batch([self.valid_loss], self.loss_limit) is not None:
             # the epoch's last step broke the weights; without this check they
             # would be saved as the "last good" ones, or as the trained model
             lr = self.batch_lrs[-1] if self.batch_lrs else self.opt.lr
@@ -404,13 +418,26 @@ class Learner:
             for good, p in zip(self._good, self._params):
                 good.copy_(p)
 
+    @property
+    def loss_limit(self) -> float:
+        """The loss past which training counts as diverged (see DIVERGENCE_FACTOR)."""
+        if self.start_loss is None:
+            return math.inf
+        return DIVERGENCE_FACTOR * max(self.start_loss, 1.0)
+
     def _diverged(self, value: float, where: str, lr: float) -> None:
         with torch.no_grad():
             for p, good in zip(self._params, self._good):
                 p.copy_(good)
         kept = f"after epoch {self.epoch_count}" if self.epoch_count else "before training"
+        became = (
+            f"became {value}"
+            if not math.isfinite(value)
+            else f"grew to {value:.4g}, over {DIVERGENCE_FACTOR:g} times its start "
+            f"({self.start_loss:.4g}),"
+        )
         what = (
-            f"the loss became {value} at epoch {self.epoch_count + 1}, {where}, "
+            f"the loss {became} at epoch {self.epoch_count + 1}, {where}, "
             f"with learning rate {lr:g}"
         )
         err = DivergenceError(

@@ -1,4 +1,4 @@
-"""The names of the choices a run can make, without importing torch.
+"""The names of the choices a run can make, and the largest learning rate, without torch.
 
 Each registry is keyed by these names and builds the thing itself:
 `models.MODELS`, `optim.OPTIMIZERS`, `init.SCHEMES` and the schedules of
@@ -11,3 +11,7 @@ MODELS = ("linear", "net", "cnn", "mean")  # linear: the article's; net: simple_
 OPTIMIZERS = ("sgd", "momentum", "adam")  # sgd is the article's BasicOptim
 INITS = ("normal", "uniform", "xavier", "kaiming", "zeros")  # normal, std 1: the article's
 SCHEDULES = ("constant", "one-cycle")  # constant: the article's
+
+# The largest learning rate a float32 step can hold (torch.finfo(torch.float32).max):
+# above it the rate itself is infinite inside the step.
+LR_MAX = 3.4028234663852886e38

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from groundup.errors import UsageError
+from groundup.learn.names import LR_MAX
 
 
 class BasicOptim:
@@ -113,4 +114,6 @@ def check_lr(lr: float) -> float:
         raise UsageError(f"learning rate must be a number, not {lr!r}") from None
     if not value > 0 or value == float("inf"):
         raise UsageError(f"learning rate must be above 0, not {lr}")
+    if value > LR_MAX:  # the step would compute with an infinite rate
+        raise UsageError(f"learning rate must be at most {LR_MAX:.4g}, not {lr}")
     return value

@@ -28,8 +28,12 @@ from groundup.data import BATCH_SIZE, FULL
 from groundup.errors import SettingError
 from groundup.learn import names
 
-FLOAT32_MAX = 3.4028234663852886e38  # a larger rate or step overflows the weights at once
 MAX_WIDTH = 65_536  # a hidden layer wider than this will not fit a learner's machine
+# Bytes each weight of a `net` costs while training: the weight, its gradient, Adam's two
+# running averages, the divergence guard's copy and the starting copy kept for the
+# report, all float32. Widths whose weights would not fit in this computer's memory are
+# refused before anything is allocated.
+BYTES_PER_WEIGHT = 6 * 4
 LARGE_TRAIN = 20_000  # training images from which a set counts as large
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -259,7 +263,7 @@ class TrainConfig:
         kind="float",
         low=0.0,
         low_open=True,
-        high=FLOAT32_MAX,
+        high=names.LR_MAX,
     )
     batch_size: int | str = _setting(
         BATCH_SIZE,
@@ -315,6 +319,27 @@ class TrainConfig:
         if self.hidden is not None and self.model != "net":
             raise SettingError(
                 "hidden", f"sets the widths of model net; model {self.model} has no hidden layer"
+            )
+        if self.hidden is not None:
+            self._check_net_fits()
+
+    def _check_net_fits(self) -> None:
+        """Refuse hidden widths whose training would not fit in memory, before any
+        allocation: the weights (see BYTES_PER_WEIGHT) and one batch's activations."""
+        assert self.hidden is not None
+        widths = [784, *self.hidden, self.n_classes]  # a pair's one output counted as two
+        weights = sum((a + 1) * b for a, b in zip(widths, widths[1:]))  # W (a, b), bias (b,)
+        batch = self.batch_size if isinstance(self.batch_size, int) else BATCH_SIZE
+        # each hidden layer's output, its ReLU and its gradient, for one batch
+        activations = 3 * 4 * batch * sum(self.hidden)
+        need = weights * BYTES_PER_WEIGHT + activations
+        have = physical_memory()
+        if have is not None and need > have:
+            raise SettingError(
+                "hidden",
+                f"{_widths(self.hidden)} needs about {_bytes(need)} to train ({weights:,} "
+                f"weights), more than this computer's {_bytes(have)} of memory: choose smaller "
+                "widths",
             )
 
     @classmethod
@@ -380,6 +405,24 @@ def config_schema() -> dict[str, Any]:
 def resolve_defaults(mapping: Mapping[str, Any], n_train: int | None = None) -> dict[str, Any]:
     """Every setting a run with these choices would use (the page shows them)."""
     return TrainConfig.from_mapping(mapping).resolved(n_train).to_dict()
+
+
+def physical_memory() -> int | None:
+    """This computer's memory in bytes, or None where the system does not say."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TB"
 
 
 def _json(v: Any) -> Any:

@@ -17,10 +17,16 @@
     POST /api/save                  {"name": "my-run"}: the model as a run directory
 
 Every answer from /api is JSON; an error is `{"error": "one line for a learner"}`
-with its status: 400 bad JSON or settings, 404 unknown route, 409 a conflict
-with the run's state, 413 a body over its limit, 415 a body that is not JSON.
+with its status: 400 bad JSON or settings, 403 a request from another web site,
+404 unknown route, 409 a conflict with the run's state, 413 a body or a drawing
+over its limit, 415 a POST that is not sent as JSON (even an empty one), 500 a bug.
 Requests never wait for training: it runs in its own thread, and requests read
 a copy of the weights taken after each batch.
+
+No other web site may drive the server (docs/security.md): the Host header must
+name this server (DNS rebinding), and a POST must come from the page's own origin
+(its `Origin` and `Sec-Fetch-Site` headers, as Jupyter checks them) and be JSON,
+which a form on another site cannot send.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import json
+import logging
 import mimetypes
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -41,8 +47,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -59,6 +64,15 @@ mimetypes.add_type("text/javascript", ".js")
 MAX_IMAGE_BYTES = 256 * 1024  # a drawn digit is a few KB; refuse anything far larger
 MAX_JSON_BYTES = 16 * 1024  # settings and names
 MAX_IMAGE_PIXELS = 2048 * 2048  # a small PNG may still decode to a huge image
+# Drawings prepared at once; others wait their turn. One 2048x2048 drawing takes about
+# 60 MB while it is prepared, so the image work stays within IMAGE_WORKERS x 60 MB
+# however many arrive together (docs/security.md).
+IMAGE_WORKERS = 2
+# Fetch metadata a browser sends: only the page's own requests, or one the user typed.
+ALLOWED_FETCH_SITES = ("same-origin", "none")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+TOKEN_COOKIE = "groundup_token"
+log = logging.getLogger("groundup.web")
 KEEPALIVE_SECONDS = 10.0  # an SSE comment this often keeps proxies and browsers from timing out
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -81,6 +95,7 @@ def create_app(
     *,
     allowed_hosts: Sequence[str] | None = None,
     phase_pause: float = 0.25,
+    token: str | None = None,
 ) -> Starlette:
     """The app for `groundup serve`: the page, its API, and one training job.
 
@@ -89,6 +104,9 @@ def create_app(
     allowed_hosts: Host headers to answer (default: the loopback names only, which
     stops other web sites from reaching the server through DNS rebinding).
     phase_pause: seconds each step stays lit when one batch is stepped.
+    token: when given, every request must carry it (`groundup serve --host 0.0.0.0`
+    prints the address with it): the page's address `/?token=...` sets a cookie that
+    the page's own requests then carry; a script may send `Authorization: Token ...`.
     """
     job = TrainingJob(data, phase_pause=phase_pause)
     runs = Path(runs_dir)
@@ -115,14 +133,104 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(TrustedHostMiddleware, allowed_hosts=hosts),
+            Middleware(SameOriginOnly, allowed_hosts=hosts, token=token),
         ],
-        exception_handlers={HTTPException: http_error, GroundupError: groundup_error},
+        exception_handlers={
+            HTTPException: http_error,
+            GroundupError: groundup_error,
+            ClientDisconnect: client_gone,
+            Exception: server_error,
+        },
         lifespan=lifespan,
     )
     app.state.job = job
     app.state.runs_dir = runs
+    app.state.image_work = asyncio.Semaphore(IMAGE_WORKERS)
     return app
+
+
+class SameOriginOnly:
+    """Refuses, with a JSON error, what did not come from this server's own page:
+
+    - a Host header not in `allowed_hosts` (400): a rebound DNS name of another site;
+    - a POST (any method but GET, HEAD, OPTIONS) whose `Origin` is another origin
+      than the one the Host header names, or `null` (403);
+    - a POST whose `Sec-Fetch-Site` is `cross-site` or `same-site` (403): a page on
+      another port of 127.0.0.1 is "same-site", and must not drive the server either.
+
+    Requests without these headers (curl, scripts on this computer) pass: they are not
+    a browser carrying the user's access to another site's page.
+
+    With a `token`, each request must also carry it: in the cookie the page's address
+    (`/?token=...`) sets, in an `Authorization: Token ...` header, or in `?token=`.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str], token: str | None) -> None:
+        self.app = app
+        self.hosts = list(allowed_hosts)
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if "*" not in self.hosts and name not in self.hosts:
+            await _refuse(scope, receive, send, 400, "this server answers to 127.0.0.1 only")
+            return
+        if self.token is not None and not self._has_token(scope, headers):
+            await _refuse(
+                scope, receive, send, 403,
+                "this server needs its token: open the address it printed when it started",
+            )  # fmt: skip
+            return
+        if scope["method"] not in SAFE_METHODS:
+            origin = headers.get("origin")
+            own = f"{scope.get('scheme', 'http')}://{host}"
+            if origin is not None and origin != own:
+                await _refuse(
+                    scope, receive, send, 403, f"requests from {origin} are refused: "
+                    "only this server's own page may change the training"
+                )  # fmt: skip
+                return
+            site = headers.get("sec-fetch-site")
+            if site is not None and site not in ALLOWED_FETCH_SITES:
+                await _refuse(
+                    scope, receive, send, 403,
+                    f"a {site} request is refused: only this server's own page may change "
+                    "the training",
+                )  # fmt: skip
+                return
+        await self.app(scope, receive, send)
+
+    def _has_token(self, scope: Scope, headers: dict[str, str]) -> bool:
+        import hmac
+        from http.cookies import SimpleCookie
+        from urllib.parse import parse_qs
+
+        assert self.token is not None
+        offered = []
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except Exception:  # a malformed Cookie header is no token
+            pass
+        if TOKEN_COOKIE in cookie:
+            offered.append(cookie[TOKEN_COOKIE].value)
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "token":
+            offered.append(value.strip())
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        offered += query.get("token", [])
+        # compare_digest: the time taken says nothing about how much of a guess was right
+        return any(hmac.compare_digest(o.encode(), self.token.encode()) for o in offered)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    response = JSONResponse({"error": message}, status_code=status)
+    await response(scope, receive, send)
 
 
 class SecurityHeaders:
@@ -166,9 +274,26 @@ async def groundup_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away before sending its whole request: one line in the log."""
+    log.warning("%s %s: the client disconnected before sending its whole request",
+                request.method, request.url.path)  # fmt: skip
+    return Response(status_code=400)  # nobody will read it
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """A bug: still a JSON answer (the traceback goes to the server's log)."""
+    return JSONResponse({"error": "the server failed; see its log"}, status_code=500)
+
+
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, or an HTTPException: 413 over `limit` bytes,
-    415 not sent as JSON, 400 not a JSON object. An empty body is `{}`."""
+    """The body as a JSON object, or an HTTPException: 415 not sent as JSON (even
+    an empty body: a form on another site can send an empty text/plain POST), 413 over
+    `limit` bytes, 400 not a JSON object. An empty JSON body is `{}`."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        # Only JSON: a form on another web site cannot send it to us without asking first.
+        raise HTTPException(415, "send the body as JSON, with Content-Type: application/json")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"the request is over {limit // 1024} KB")
@@ -179,14 +304,12 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
             raise HTTPException(413, f"the request is over {limit // 1024} KB")
     if not body:
         return {}
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        # Only JSON: a form on another web site cannot send it to us without asking first.
-        raise HTTPException(415, "send the body as JSON, with Content-Type: application/json")
     try:
         value = json.loads(body)
     except (UnicodeDecodeError, ValueError) as err:
         raise HTTPException(400, f"the body is not valid JSON: {err}") from None
+    except RecursionError:  # [[[[...]]]] thousands deep
+        raise HTTPException(400, "the body's JSON is nested too deeply") from None
     if not isinstance(value, dict):
         raise HTTPException(400, 'the body must be a JSON object, like {"lr": 0.5}')
     return value
@@ -200,7 +323,11 @@ def _job(request: Request) -> TrainingJob:
 
 
 async def index(request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    response = FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    token = request.query_params.get("token")
+    if token:  # checked by SameOriginOnly: the page's own requests carry it from now on
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+    return response
 
 
 async def settings(request: Request) -> Response:
@@ -281,21 +408,20 @@ async def predict(request: Request) -> Response:
         png = base64.b64decode(image[len(PNG_PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
         raise UsageError("the drawing's base64 data is damaged") from None
-    return JSONResponse(await run_in_threadpool(_predict_drawing, _job(request), png))
+    async with request.app.state.image_work:  # at most IMAGE_WORKERS drawings at once
+        return JSONResponse(await run_in_threadpool(_predict_drawing, _job(request), png))
 
 
 def _predict_drawing(job: TrainingJob, png: bytes) -> dict[str, Any]:
     import torch
-    from PIL import Image, UnidentifiedImageError
 
-    from groundup.data.images import prepare_digit
+    from groundup.data.images import TooManyPixels, open_image, prepare_digit
 
     try:
-        img = Image.open(io.BytesIO(png))
-        if img.width * img.height > MAX_IMAGE_PIXELS:
-            raise HTTPException(413, f"the drawing is {img.width}×{img.height}: too large")
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        img = open_image(png, max_pixels=MAX_IMAGE_PIXELS, formats=("PNG",), name="the drawing")
+    except TooManyPixels as err:
+        raise HTTPException(413, str(err)) from None
+    except DataError:
         raise DataError("the drawing is not a PNG image that can be read") from None
     pixels = prepare_digit(img)  # (28, 28) float32 in [0, 1], centred as MNIST's
     x = torch.from_numpy(pixels).reshape(1, 784)  # (1, 784)
