@@ -25,14 +25,16 @@ $(STAMP): $(CORE)
 	$(PIP) install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
 
-# Debian packages the tests use: Chromium for the browser tests and the real
-# Fashion-MNIST IDX files. Installed when missing and we are root; otherwise the tests
-# that need them say why they skip (and fail under CI=true).
+# Debian packages the tests use: Chromium for the browser tests, the real Fashion-MNIST
+# IDX files, and tmux for the test of the training display in a terminal. Installed
+# when missing and we are root; otherwise the tests that need them say why they skip
+# (and fail under CI=true).
 system-deps:
-	@if [ -x /usr/bin/chromium ] && [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	@if [ -x /usr/bin/chromium ] && [ -d /usr/share/datasets/fashion-mnist ] \
+		&& command -v tmux >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -q && apt-get install -y -q chromium dataset-fashion-mnist; \
-	else echo "note: install Debian's chromium and dataset-fashion-mnist for the full suite"; fi
+		apt-get update -q && apt-get install -y -q chromium dataset-fashion-mnist tmux; \
+	else echo "note: install Debian's chromium, dataset-fashion-mnist and tmux for the full suite"; fi
 
 demo: $(CORE)  ## train the article's two models on the bundled digits
 	$(BIN)/groundup train --model linear --out runs/demo-linear

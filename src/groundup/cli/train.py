@@ -271,9 +271,14 @@ def _train(
     show = main and not (args.quiet or args.json)
     cbs: list[Any] = []
     if show:
-        cbs.append(EpochPrinter())
+        from rich.console import Console
+
+        rows = Console(highlight=False)  # stdout
+        cbs.append(EpochPrinter(rows))
         if sys.stderr.isatty():
-            cbs.append(ProgressBar())
+            # One terminal for both: the bar draws on the rows' console, so that rich
+            # prints each row above the live bar. Rows piped to a file: bar on stderr.
+            cbs.append(ProgressBar(rows if sys.stdout.isatty() else None))
     rank, world_size = (worker.rank, worker.world_size) if worker else (0, 1)
     if args.out is not None and main:
         from groundup.runs import check_run_dir_writable
