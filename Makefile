@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 CORE   := $(VENV)/.installed-core
 STAMP  := $(VENV)/.installed-dev
+NOTEBOOK_STAMP := $(VENV)/.installed-notebook
 
-.PHONY: demo test bench accuracy lint system-deps clean help
+.PHONY: demo test bench accuracy bench-publish readme-tables notebook lint system-deps clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -42,6 +43,7 @@ demo: $(CORE)  ## train the article's two models on the bundled digits
 	@echo; echo "== the two saved models, side by side, on the 200 validation digits =="
 	$(BIN)/groundup evaluate runs/demo-linear
 	$(BIN)/groundup evaluate runs/demo-net
+	@echo; echo "next: type 'source .venv/bin/activate' (then 'groundup --help'), or run .venv/bin/groundup"
 
 test: $(STAMP) system-deps  ## run the whole test suite
 	$(BIN)/python -m pytest -q
@@ -56,7 +58,28 @@ bench: $(STAMP) system-deps  ## the speed suite: ratios measured side by side
 accuracy: $(STAMP) system-deps  ## check the default settings reach the accuracy goals
 	$(BIN)/python bench/accuracy.py
 
-lint: $(STAMP)
+# `make bench` and `make accuracy` write to bench/out/, which git ignores. The results
+# committed beside the scripts (and quoted by the README) change only here, on purpose.
+bench-publish: $(CORE)  ## make bench/out/*.json the committed results, then the README's tables
+	@ls bench/out/*.json >/dev/null 2>&1 || { echo "nothing in bench/out/: run make bench or make accuracy first"; exit 1; }
+	cp bench/out/*.json bench/
+	$(MAKE) readme-tables
+
+readme-tables: $(CORE)  ## write the README's accuracy and speed tables from bench/*.json
+	$(BIN)/python bench/readme_tables.py
+
+$(NOTEBOOK_STAMP): $(CORE)
+	$(PIP) install --quiet -c constraints.txt -e '.[notebook]'
+	touch $(NOTEBOOK_STAMP)
+
+# JupyterLab on 127.0.0.1, in docs/. It prints the address (with its token) to open;
+# it starts no browser, since a machine without a screen has none. Ctrl-C stops it.
+# Jupyter refuses root unless told (containers often run as root).
+notebook: $(NOTEBOOK_STAMP)  ## open docs/ in JupyterLab (prints the URL to open)
+	$(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=docs \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
+
+lint: $(STAMP)  ## ruff check
 	$(BIN)/ruff check src tests bench
 
 clean:

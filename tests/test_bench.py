@@ -80,21 +80,37 @@ def _write(folder: Path, name: str, body: str) -> None:
 
 
 def test_run_bench_forms_and_failures(tmp_path: Path) -> None:
-    _write(tmp_path, "takes_ctx", """
+    _write(
+        tmp_path,
+        "takes_ctx",
+        """
         def run(ctx):
             return [ctx.row("ctx form", 2.0, target=1.0, goal="min")]
-    """)
-    _write(tmp_path, "takes_smoke", """
+    """,
+    )
+    _write(
+        tmp_path,
+        "takes_smoke",
+        """
         def run(smoke=False):
             return [{"name": "smoke form", "value": 1.0 if smoke else 0.0}]
-    """)
-    _write(tmp_path, "breaks", """
+    """,
+    )
+    _write(
+        tmp_path,
+        "breaks",
+        """
         def run(ctx):
             raise ValueError("this benchmark is broken")
-    """)
-    _write(tmp_path, "script_only", """
+    """,
+    )
+    _write(
+        tmp_path,
+        "script_only",
+        """
         print("first figure: 12 ms (target 100 ms) ok")
-    """)
+    """,
+    )
     ctx = run.Context(smoke=True)
     rows, err = run.run_bench("takes_ctx", ctx, tmp_path)
     assert err is None and rows[0]["met"] is True and rows[0]["bench"] == "takes_ctx"
@@ -163,3 +179,55 @@ def test_smoke_run_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert sgd and all(r["note"].startswith("same final weights;") for r in sgd)
     printed = capsys.readouterr().out
     assert printed.count("| loop |") == 4 and "written to" in printed
+
+
+# -- where results go, and the README's tables ------------------------------------------------
+
+
+def test_fresh_results_go_to_an_ignored_folder_and_the_committed_ones_record_the_cpu() -> None:
+    """`make bench` and `make accuracy` must leave `git status` clean: what they write
+    by default lies in bench/out/, which git ignores; only `make bench-publish` copies
+    it over the committed files."""
+    import subprocess
+
+    import accuracy
+    import distributed as bench_distributed
+
+    root = BENCH.parent
+    for default in (run.RESULTS, accuracy.RESULTS, bench_distributed.RESULTS):
+        assert default.parent == run.OUT_DIR == BENCH / "out", default
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(default)], cwd=root)
+        assert ignored.returncode == 0, f"git does not ignore {default}"
+    assert "cp bench/out/*.json bench/" in (root / "Makefile").read_text()
+    for name in ("results.json", "reference-amd-epyc.json"):
+        assert json.loads((BENCH / name).read_text())["machine"]["cpu"], name
+    assert run.cpu_model()  # what every new result file records
+
+
+def test_readme_tables_match_the_committed_results() -> None:
+    """The README's accuracy and speed tables are written by `make readme-tables` from
+    bench/*.json; edit those (or publish a run), never the tables by hand."""
+    import readme_tables
+
+    readme = (BENCH.parent / "README.md").read_text()
+    generated = readme_tables.tables()
+    assert readme_tables.render(readme, generated) == readme, (
+        "README.md's tables differ from bench/*.json: run `make readme-tables`"
+    )
+    # one column per CPU family measured, each named
+    assert "| figure | Intel Xeon | AMD EPYC | target |" in generated["speed"]
+    assert "| 6.87× / 2.47× / 1.89× |" in generated["speed"]  # the reviewers' AMD figures
+    assert "AMD EPYC" in generated["accuracy"]
+
+
+def test_readme_tables_render_between_their_markers() -> None:
+    import readme_tables
+
+    text = "intro\n<!-- table:speed -->\nold\n<!-- end table:speed -->\nafter\n"
+    assert readme_tables.render(text, {"speed": "| a |"}) == (
+        "intro\n<!-- table:speed -->\n| a |\n<!-- end table:speed -->\nafter\n"
+    )
+    with pytest.raises(SystemExit, match="no <!-- table:accuracy -->"):
+        readme_tables.render(text, {"accuracy": "x"})
+    assert readme_tables.family("Intel(R) Xeon(R) Processor") == "Intel Xeon"
+    assert readme_tables.family("AMD EPYC 7B13") == "AMD EPYC"
