@@ -260,11 +260,12 @@ def _finite(obj: Any) -> Any:
 
 
 def _print_comparison(result: Any, plot: Path | None) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from groundup.cli import rich_console
+
+    console = rich_console()  # piped: at the natural width, never cut
     c = result.config  # the settings the first run resolved to
     epochs = max((len(t.history) for t in result.trials), default=0)
     seeds = result.seeds

@@ -403,11 +403,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from groundup.cli import rich_console
+
+    console = rich_console()  # piped: at the natural width, never cut
     console.print(
         f"{escape(str(args.run_dir))}: {escape(result['source'])}, "
         f"{result['n']} validation images | "
