@@ -91,7 +91,6 @@ def drawing_uri(img28: np.ndarray, size: int = 280) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-
 def read_events(url: str, until: Any, out: list[dict[str, Any]], ready: threading.Event) -> None:
     """Collect the events of /api/events into `out` until `until(event)` is true."""
     with httpx.stream("GET", url + "/api/events", timeout=60) as r:
@@ -404,6 +403,15 @@ def test_the_learning_rate_changes_while_training(client: TestClient) -> None:
     wait_until(lambda: job._points and job._points[-1][0] > 0.5)
     assert job.learn.opt.lr == 0.25  # still: no schedule undoes it
     client.post("/api/train/stop")
+
+
+def test_the_learning_rate_is_refused_after_the_run_ends(client: TestClient) -> None:
+    client.post("/api/train/start", json={"delay": 0, "epochs": 1})
+    wait_for(client, "done")
+    r = client.post("/api/train/lr", json={"lr": 0.25})
+    assert r.status_code == 409
+    assert "the run has ended (done)" in r.json()["error"] and "Reset" in r.json()["error"]
+    assert client.app.state.job.lr != 0.25
 
 
 def test_requests_are_answered_while_training_runs(client: TestClient) -> None:

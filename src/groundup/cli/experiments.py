@@ -16,10 +16,6 @@ from groundup.errors import UsageError
 
 INITS = ("normal", "uniform", "xavier", "kaiming", "zeros")
 OPTS = ("sgd", "momentum", "adam")
-ZEROS_WARNING = (
-    "groundup: warning: --init zeros gives every hidden unit the same weights, so they all "
-    "get the same gradient and stay identical (the symmetry problem)\n"
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -180,7 +176,9 @@ def _hidden(args: argparse.Namespace) -> list[int] | None:
 
 def _warn_zeros(inits: list[str], models: list[str]) -> None:
     if "zeros" in inits and any(m not in ("linear", "mean") for m in models):
-        sys.stderr.write(ZEROS_WARNING)
+        from groundup.init import ZEROS_WARNING
+
+        sys.stderr.write(f"groundup: warning: {ZEROS_WARNING}\n")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -258,12 +258,10 @@ def _train(
     args: argparse.Namespace, config: TrainConfig, worker: Worker | None = None, backend: str = ""
 ) -> int:
     main = worker is None or worker.is_main  # only rank 0 prints and writes files
-    if main and config.init == "zeros" and config.model != "linear":
-        sys.stderr.write(
-            "groundup: warning: --init zeros gives every hidden unit the same weights, so "
-            "they all get the same gradient and stay identical (the symmetry problem); "
-            "the net then learns no more than one unit would\n"
-        )
+    if main and config.init == "zeros" and config.model not in ("linear", "mean"):
+        from groundup.init import ZEROS_WARNING
+
+        sys.stderr.write(f"groundup: warning: {ZEROS_WARNING}\n")
     from groundup.callbacks import EpochPrinter, ProgressBar
     from groundup.runs import save_run
     from groundup.training import make_learner, model_spec

@@ -62,6 +62,10 @@ SLOW_DELAY = 0.4  # seconds per batch from which each step is shown as it happen
 MAX_TILES = 32  # weight images shown for a layer with many units
 
 
+# The states a run ends in; from them only Reset (or new settings) trains again.
+ENDED = ("done", "stopped", "failed")
+
+
 class JobConflict(UsageError):
     """The request does not fit the run's state (HTTP 409): e.g. start while one runs."""
 
@@ -300,6 +304,12 @@ class TrainingJob:
         if value is None:
             raise UsageError("lr must be a number above 0")
         with self._lock:
+            if self.state in ENDED:
+                # the next run takes its rate from its settings: a 200 here changed nothing
+                raise JobConflict(
+                    f"the run has ended ({self.state}): a new learning rate changes a run in "
+                    "progress; to train again with it, set it and press Reset"
+                )
             self.lr = value
             if self.learn is not None and self.learn.opt is not None:
                 self.learn.set_lr(value)
