@@ -222,7 +222,9 @@ def _run_figure(args: argparse.Namespace, F: Any) -> Any:
         w, b = F.linear_weights(run.model)
         return F.weights_figure(w, run.digits, b)
     if name == "layers":
-        return F.layers_figure(run.model, run.digits)
+        from groundup.report import initial_model
+
+        return F.layers_figure(run.model, run.digits, init=initial_model(run)[0])
     if name == "histogram":
         from groundup.report import initial_model
 
@@ -267,7 +269,13 @@ def cmd_figure(args: argparse.Namespace) -> int:
         page = (
             "<!DOCTYPE html><html><head><meta charset='utf-8'>"
             f"<title>the pixels of a {label}</title></head><body>"
-            + pixel_table_html(image, args.rows, args.cols)
+            + pixel_table_html(
+                image,
+                args.rows,
+                args.cols,
+                title=f"the pixels of a {label} ({args.data}, {args.split} split): "
+                "0 is the black background, 255 full white ink, as MNIST stores them",
+            )
             + "</body></html>\n"
         )
         atomic_write_bytes(out, page.encode())
