@@ -445,6 +445,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if not args.json:
                 sys.stderr.write(f"groundup: error: {err}\n")
             continue
+        if hasattr(run.model, "distances"):  # the mean model: distances, not probabilities
+            entry = _nearest_mean(run, x, path)
+            results.append(entry)
+            if not args.json:
+                print(
+                    f"{path}: {entry['digit']} (the nearest class-mean image: RMSE distance "
+                    f"{entry['distance']:.4f}; the next, {entry['runner_up']}, at "
+                    f"{entry['distances'][str(entry['runner_up'])]:.4f}; a distance, not a "
+                    "probability)"
+                )
+            continue
         probs = run.predict_proba(x)[0]
         best = int(probs.argmax())
         entry = {
@@ -459,3 +470,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"predictions": results}))
     return 1 if failed else 0
+
+
+def _nearest_mean(run: Any, x: Any, path: Path) -> dict[str, Any]:
+    """The `mean` model's answer for one image: the class whose mean image is nearest,
+    with the distance to every class mean. Its softmax over negative distances would
+    read as probabilities near 1/C for every class, which says nothing, so the score
+    reported is the distance itself (root mean squared difference, 0 to 1)."""
+    d = run.model.distances(x)[0]  # (C,)
+    order = d.argsort().tolist()
+    return {
+        "image": str(path),
+        "digit": run.digits[order[0]],
+        "score": "distance",
+        "distance": round(float(d[order[0]]), 4),
+        "runner_up": run.digits[order[1]],
+        "distances": {str(k): round(float(v), 4) for k, v in zip(run.digits, d)},
+    }
