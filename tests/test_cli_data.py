@@ -98,8 +98,22 @@ def test_info_on_real_fashion_mnist(capsys):
     require_fashion()
     code, out, _ = run(capsys, "data", "info", "--data", "fashion-mnist")
     assert code == 0
-    assert re.search(table_row("train", 2, 1, "6,000"), out)
-    assert re.search(table_row("valid", 9, 0, "1,000"), out)
+    # clothes, not digits: the class names, and the word "class"
+    assert re.search(table_row("train", "2 Pullover", 1, "6,000"), out)
+    assert re.search(table_row("valid", "9 Ankle boot", 0, "1,000"), out)
+    assert "class" in out.splitlines()[2] and "digit" not in out
+    code, out, _ = run(capsys, "data", "ls", "--data", "fashion-mnist")
+    assert "per class  0 T-shirt/top: 6,000  1 Trouser: 6,000" in out and "digit" not in out
+
+
+def test_evaluate_names_fashion_classes(capsys, tmp_path):
+    require_fashion()
+    run_dir = str(tmp_path / "mean")
+    args = ("--data", "fashion-mnist", "--digits", "all", "--model", "mean", "--quiet")
+    assert run(capsys, "train", *args, "--out", run_dir)[0] == 0
+    code, out, _ = run(capsys, "evaluate", run_dir)
+    assert code == 0 and "rows are the true class, columns the predicted one" in out
+    assert "9 Ankle boot" in out and "digit" not in out
 
 
 @pytest.mark.parametrize(

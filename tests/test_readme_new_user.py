@@ -118,7 +118,7 @@ def test_a_new_user_follows_the_readme_from_a_fresh_clone(clone: Path) -> None:
     out = done.stdout
     assert "usage: groundup" in out
     assert "wrote nine.png" in out and (clone / "nine.png").is_file()
-    assert "train: 60,000 images; per digit  0: 6,000" in out
+    assert "train: 60,000 images; per class  0 T-shirt/top: 6,000" in out
     assert re.search(r"runs/demo-net: sample, 200 validation images \| accuracy 0\.9", out), out
     assert out.strip().splitlines()[-1].startswith("nine.png: 9 "), out[-500:]
     # ... and the other path the README gives, without activating

@@ -221,10 +221,15 @@ def cmd_info(args: argparse.Namespace) -> int:
             "pixel_scale": "[0, 1]: the stored 0-255 values / 255", "rows": rows,
         })  # fmt: skip
         return 0
-    table = Table(title=f"{raw.name}: digits {' '.join(map(str, digits))}", title_justify="left")
+    from groundup.sources import class_name, class_word
+
+    word = class_word(raw.name)  # Fashion-MNIST's labels are clothes, not digits
+    chosen = " ".join(map(str, digits))
+    plural = "classes" if word == "class" else "digits"
+    table = Table(title=f"{raw.name}: {plural} {chosen}", title_justify="left")
     for name, justify in [
         ("split", "left"),
-        ("digit", "right"),
+        (word, "right"),
         ("label", "right"),
         ("images", "right"),
         ("min", "right"),
@@ -236,7 +241,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         for row in (r for r in rows if r["split"] == split):
             table.add_row(
                 split,
-                str(row["digit"]),
+                class_name(raw.name, row["digit"]),
                 str(row["label"]),
                 f"{row['images']:,}",
                 f"{row['min']:.3f}",
@@ -386,12 +391,16 @@ def cmd_ls(args: argparse.Namespace) -> int:
                     tree.add(f"{escape(f.name)}  {_size(f.stat().st_size)}")
         else:
             tree.add(f"{escape(where.path.name)}  {_size(where.path.stat().st_size)}")
+        from groundup.sources import class_name, class_word
+
         raw = load_source(args.data)
         for split in ("train", "valid"):
             _, labels = raw.split(split)
             counts = np.bincount(labels, minlength=10)
-            per_digit = "  ".join(f"{d}: {n:,}" for d, n in enumerate(counts) if n)
-            tree.add(f"{split}: {len(labels):,} images; per digit  {per_digit}")
+            per_class = "  ".join(
+                f"{class_name(raw.name, d)}: {n:,}" for d, n in enumerate(counts) if n
+            )
+            tree.add(f"{split}: {len(labels):,} images; per {class_word(raw.name)}  {per_class}")
     # natural width even in a terminal: rich would cut a long line of the tree at the
     # edge (the counts of 8 and 9 in 100 columns); the terminal folds it instead
     _console(natural=True).print(tree, soft_wrap=True)

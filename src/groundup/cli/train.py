@@ -413,16 +413,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}",
         soft_wrap=True,  # one line even when piped (rich would wrap at 80 columns)
     )
+    from groundup.sources import class_name, class_word
+
     digits = result["digits"]
+    word = class_word(result["source"])  # Fashion-MNIST's labels are clothes, not digits
     console.print(
-        "confusion counts: rows are the true digit, columns the predicted one", soft_wrap=True
+        f"confusion counts: rows are the true {word}, columns the predicted one", soft_wrap=True
     )
     table = Table()
     table.add_column("true")
     for d in digits:
-        table.add_column(str(d), justify="right")
+        table.add_column(class_name(result["source"], d), justify="right")
     for d, row in zip(digits, result["confusion"]):
-        table.add_row(str(d), *(str(c) for c in row))
+        table.add_row(class_name(result["source"], d), *(str(c) for c in row))
     console.print(table)
     return 0
 
