@@ -70,7 +70,10 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _user_env() -> dict[str, str]:
     """A shell as a new user has it: no virtual environment active, .venv not on PATH."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    # (and no make above it: under `make test`, MAKELEVEL makes the inner make announce
+    # its directories)
+    dropped = ("VIRTUAL_ENV", "PYTHONPATH", "MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     path = [p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p]
     env["PATH"] = os.pathsep.join(path)
     env["COLUMNS"] = "100"
