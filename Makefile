@@ -60,9 +60,17 @@ accuracy: $(STAMP) system-deps  ## check the default settings reach the accuracy
 
 # `make bench` and `make accuracy` write to bench/out/, which git ignores. The results
 # committed beside the scripts (and quoted by the README) change only here, on purpose.
+# A smoke run (--smoke: tiny sizes) checks the harness and is never published.
+PUBLISHED := results accuracy distributed
 bench-publish: $(CORE)  ## make bench/out/*.json the committed results, then the README's tables
 	@ls bench/out/*.json >/dev/null 2>&1 || { echo "nothing in bench/out/: run make bench or make accuracy first"; exit 1; }
-	cp bench/out/*.json bench/
+	@for f in $(PUBLISHED); do \
+		if [ -f bench/out/$$f.json ]; then \
+			if grep -q '"smoke": true' bench/out/$$f.json; then \
+				echo "bench/out/$$f.json is a smoke run: not published"; exit 1; fi; \
+			cp bench/out/$$f.json bench/$$f.json && echo "published bench/$$f.json"; \
+		fi; \
+	done
 	$(MAKE) readme-tables
 
 readme-tables: $(CORE)  ## write the README's accuracy and speed tables from bench/*.json
