@@ -5,10 +5,11 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 CORE   := $(VENV)/.installed-core
 STAMP  := $(VENV)/.installed-dev
+NOTEBOOK_STAMP := $(VENV)/.installed-notebook
 
 ESLINT := node_modules/.bin/eslint
 
-.PHONY: demo test bench bench-gpu accuracy lint system-deps clean help
+.PHONY: demo test bench bench-gpu accuracy bench-publish readme-tables notebook lint system-deps clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -27,14 +28,16 @@ $(STAMP): $(CORE)
 	$(PIP) install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
 
-# Debian packages the tests use: Chromium for the browser tests and the real
-# Fashion-MNIST IDX files. Installed when missing and we are root; otherwise the tests
-# that need them say why they skip (and fail under CI=true).
+# Debian packages the tests use: Chromium for the browser tests, the real Fashion-MNIST
+# IDX files, and tmux for the test of the training display in a terminal. Installed
+# when missing and we are root; otherwise the tests that need them say why they skip
+# (and fail under CI=true).
 system-deps:
-	@if [ -x /usr/bin/chromium ] && [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	@if [ -x /usr/bin/chromium ] && [ -d /usr/share/datasets/fashion-mnist ] \
+		&& command -v tmux >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -q && apt-get install -y -q chromium dataset-fashion-mnist; \
-	else echo "note: install Debian's chromium and dataset-fashion-mnist for the full suite"; fi
+		apt-get update -q && apt-get install -y -q chromium dataset-fashion-mnist tmux; \
+	else echo "note: install Debian's chromium, dataset-fashion-mnist and tmux for the full suite"; fi
 
 demo: $(CORE)  ## train the article's two models on the bundled digits
 	$(BIN)/groundup train --model linear --out runs/demo-linear
@@ -42,6 +45,7 @@ demo: $(CORE)  ## train the article's two models on the bundled digits
 	@echo; echo "== the two saved models, side by side, on the 200 validation digits =="
 	$(BIN)/groundup evaluate runs/demo-linear
 	$(BIN)/groundup evaluate runs/demo-net
+	@echo; echo "next: type 'source .venv/bin/activate' (then 'groundup --help'), or run .venv/bin/groundup"
 
 test: $(STAMP) system-deps  ## run the whole test suite
 	$(BIN)/python -m pytest -q
@@ -60,6 +64,36 @@ bench-gpu:  ## GPU speed: s/epoch, time to accuracy, kernel share (without a GPU
 
 accuracy: $(STAMP) system-deps  ## check the default settings reach the accuracy goals
 	$(BIN)/python bench/accuracy.py
+
+# `make bench` and `make accuracy` write to bench/out/, which git ignores. The results
+# committed beside the scripts (and quoted by the README) change only here, on purpose.
+# A smoke run (--smoke: tiny sizes) checks the harness and is never published.
+PUBLISHED := results accuracy distributed
+bench-publish: $(CORE)  ## make bench/out/*.json the committed results, then the README's tables
+	@ls bench/out/*.json >/dev/null 2>&1 || { echo "nothing in bench/out/: run make bench or make accuracy first"; exit 1; }
+	@for f in $(PUBLISHED); do \
+		if [ -f bench/out/$$f.json ]; then \
+			if grep -q '"smoke": true' bench/out/$$f.json; then \
+				echo "bench/out/$$f.json is a smoke run: not published"; exit 1; fi; \
+			cp bench/out/$$f.json bench/$$f.json && echo "published bench/$$f.json"; \
+		fi; \
+	done
+	$(MAKE) readme-tables
+
+readme-tables: $(CORE)  ## write the README's accuracy and speed tables from bench/*.json
+	$(BIN)/python bench/readme_tables.py
+
+$(NOTEBOOK_STAMP): $(CORE)
+	$(PIP) install --quiet -c constraints.txt -e '.[notebook]'
+	touch $(NOTEBOOK_STAMP)
+
+# JupyterLab on 127.0.0.1, in docs/. It prints the address (with its token) to open;
+# it starts no browser, since a machine without a screen has none. Ctrl-C stops it.
+# Jupyter refuses root unless told (containers often run as root).
+notebook: $(NOTEBOOK_STAMP)  ## open docs/ in JupyterLab (prints the URL to open)
+	$(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=docs \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
+
 
 # ESLint for the page's JavaScript, from npm, pinned by package-lock.json, into a local
 # node_modules (no global install; node and npm come from Debian).

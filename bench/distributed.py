@@ -1,6 +1,6 @@
 """Data-parallel throughput: 1 process against 2 workers under torchrun, side by side.
 
-    python bench/distributed.py            # prints a table, writes bench/distributed.json
+    python bench/distributed.py            # prints a table, writes bench/out/distributed.json
     python bench/distributed.py --smoke    # tiny sizes: checks the harness, not the speed
     python bench/run.py --only distributed # the same, inside the speed suite
 
@@ -44,7 +44,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-RESULTS = BENCH_DIR / "distributed.json"
+RESULTS = BENCH_DIR / "out" / "distributed.json"  # untracked; see OUT_DIR in bench/run.py
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 # The model and settings, fixed here so that a change of defaults does not move the
@@ -128,13 +128,31 @@ def _free_port() -> int:
 def _launch(kind: str, data: str, epochs: int, tmp: Path) -> dict[str, Any]:
     """Run one timed training; returns rank 0's figures."""
     out = tmp / f"{kind}-{time.monotonic_ns()}.json"
-    me = [str(Path(__file__).resolve()), "--worker", str(out), "--data", data,
-          "--epochs", str(epochs)]
+    me = [
+        str(Path(__file__).resolve()),
+        "--worker",
+        str(out),
+        "--data",
+        data,
+        "--epochs",
+        str(epochs),
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     if kind == "C":
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-               *me, "--threads", "1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(_free_port()),
+            *me,
+            "--threads",
+            "1",
+        ]
     else:
         cmd = [sys.executable, *me, "--threads", "2" if kind == "A" else "1"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -218,43 +236,64 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     base = {"unit": "x", "target": None, "goal": "min", "met": None, "reps": result["reps"]}
     where = f"{result['data']}, MLP 784-128-10, batch 256, {result['epochs']} epochs"
     out = []
-    for key, label in (("C_over_A", "2 workers / 1 process of 2 threads"),
-                       ("C_over_B", "2 workers / 1 process of 1 thread")):
+    for key, label in (
+        ("C_over_A", "2 workers / 1 process of 2 threads"),
+        ("C_over_B", "2 workers / 1 process of 1 thread"),
+    ):
         r = result[key]
-        out.append(base | {
-            "name": f"throughput, {label}",
-            "value": round(r["median"], 3),
-            "spread": [round(r["min"], 3), round(r["max"], 3)],
-            "ours_s": round(result["images_per_epoch"] / ips["C"], 3),
-            "base_s": round(result["images_per_epoch"] / ips["A" if key == "C_over_A" else "B"], 3),
-            "note": f"{where}; seconds per epoch; {LIMIT_NOTE}" if key == "C_over_A" else where,
-        })
-    out.append(base | {
-        "name": "matrix product, 2 threads / 1 thread (contention check)",
-        "value": round(result["matmul_2_threads_speedup"], 3),
-        "note": "near 2 on a quiet 2-core machine; below 1 when other work holds the cores",
-    })
-    out.append(base | {
-        "name": "share of a 2-worker epoch inside all_reduce (exchange + waiting)",
-        "value": round(result["exchange_share_C"], 3),
-        "unit": "share",
-        "note": f"{result['params']} parameters, {result['steps_per_epoch']} steps per epoch",
-    })
+        out.append(
+            base
+            | {
+                "name": f"throughput, {label}",
+                "value": round(r["median"], 3),
+                "spread": [round(r["min"], 3), round(r["max"], 3)],
+                "ours_s": round(result["images_per_epoch"] / ips["C"], 3),
+                "base_s": round(
+                    result["images_per_epoch"] / ips["A" if key == "C_over_A" else "B"], 3
+                ),
+                "note": f"{where}; seconds per epoch; {LIMIT_NOTE}" if key == "C_over_A" else where,
+            }
+        )
+    out.append(
+        base
+        | {
+            "name": "matrix product, 2 threads / 1 thread (contention check)",
+            "value": round(result["matmul_2_threads_speedup"], 3),
+            "note": "near 2 on a quiet 2-core machine; below 1 when other work holds the cores",
+        }
+    )
+    out.append(
+        base
+        | {
+            "name": "share of a 2-worker epoch inside all_reduce (exchange + waiting)",
+            "value": round(result["exchange_share_C"], 3),
+            "unit": "share",
+            "note": f"{result['params']} parameters, {result['steps_per_epoch']} steps per epoch",
+        }
+    )
     return out
 
 
 def run(smoke: bool = False) -> list[dict[str, Any]]:
-    """For bench/run.py: measure, write bench/distributed.json, return the rows."""
+    """For bench/run.py: measure, write bench/out/distributed.json, return the rows."""
     result = measure(smoke=smoke)
     _write(result)
     return rows(result)
 
 
 def _write(result: dict[str, Any]) -> None:
-    from groundup.runs.saved import atomic_write_bytes
+    from groundup.atomic import atomic_write_bytes
+    from run import cpu_model
 
-    report = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
-              "load_avg": list(os.getloadavg()), "limit": LIMIT_NOTE, **result}
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "load_avg": list(os.getloadavg()),
+        "limit": LIMIT_NOTE,
+        **result,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(RESULTS, (json.dumps(report, indent=2) + "\n").encode())
 
 
@@ -269,8 +308,10 @@ def table(result: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for kind, layout in (("A", "1 x 2"), ("B", "1 x 1"), ("C", "2 x 1 (torchrun, gloo)")):
-        lines.append(f"| {kind} | {layout} | {ips[kind]:.0f} | "
-                     f"{result['images_per_epoch'] / ips[kind]:.3f} |")
+        lines.append(
+            f"| {kind} | {layout} | {ips[kind]:.0f} | "
+            f"{result['images_per_epoch'] / ips[kind]:.3f} |"
+        )
     ca, cb = result["C_over_A"], result["C_over_B"]
     lines += [
         "",

@@ -1,6 +1,7 @@
 """The speed suite: each figure measured side by side with what it is compared to.
 
-    make bench                            # every benchmark, then the table and results.json
+    make bench                            # every benchmark: a table, and bench/out/results.json
+    make bench-publish                    # copy bench/out/*.json over the committed ones
     python bench/run.py --only loop       # one or more benchmarks, by module name
     python bench/run.py --smoke           # tiny sizes: checks the harness, not the speed
     python bench/run.py --accuracy        # also bench/accuracy.py (slow; `make accuracy`)
@@ -36,7 +37,11 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-RESULTS = BENCH_DIR / "results.json"
+# A run writes its results to OUT_DIR, which git ignores, so that a user's `make bench`
+# leaves the tree clean. The committed reference results beside this file, which the
+# README's tables quote, change only by `make bench-publish`.
+OUT_DIR = BENCH_DIR / "out"
+RESULTS = OUT_DIR / "results.json"
 
 # The suite in the order it runs. data_speed and distributed belong to other parts of
 # the project and run when present; accuracy only with --accuracy (`make accuracy`).
@@ -166,21 +171,25 @@ def median(xs: Sequence[float]) -> float:
 # -- the machine ----------------------------------------------------------------------------
 
 
+def cpu_model() -> str:
+    """The CPU's model name ("Intel(R) Xeon(R) Processor", "AMD EPYC 7B13"): every result
+    file records it, since what pays on one CPU family can cost on another."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, library versions and threads: what a reader needs to weigh a ratio."""
     import numpy
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -308,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bench/run.py",
         description="Run the speed suite: each figure as a ratio against its comparison, "
-        "measured side by side; prints a table and writes bench/results.json.",
+        "measured side by side; prints a table and writes bench/out/results.json.",
     )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
@@ -365,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     from groundup.runs.saved import atomic_write_bytes
 
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out, (json.dumps(report, indent=2) + "\n").encode())
     print(format_table(rows, machine))
     missed = [f"{r['bench']}: {r['name']}" for r in rows if r["met"] is False]

@@ -206,3 +206,57 @@ def test_bench_gpu_without_a_gpu_says_so_and_exits_0(
     out = capsys.readouterr().out
     assert out.startswith("bench-gpu: no CUDA GPU here") and out.count("\n") == 1
     assert "nothing to measure" in out and module.cpu_model() in out
+
+
+# -- where results go, and the README's tables ------------------------------------------------
+
+
+def test_fresh_results_go_to_an_ignored_folder_and_the_committed_ones_record_the_cpu() -> None:
+    """`make bench` and `make accuracy` must leave `git status` clean: what they write
+    by default lies in bench/out/, which git ignores; only `make bench-publish` copies
+    it over the committed files."""
+    import subprocess
+
+    import accuracy
+    import distributed as bench_distributed
+
+    root = BENCH.parent
+    for default in (run.RESULTS, accuracy.RESULTS, bench_distributed.RESULTS):
+        assert default.parent == run.OUT_DIR == BENCH / "out", default
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(default)], cwd=root)
+        assert ignored.returncode == 0, f"git does not ignore {default}"
+    makefile = (root / "Makefile").read_text()
+    assert "cp bench/out/$$f.json bench/$$f.json" in makefile  # make bench-publish only
+    assert "PUBLISHED := results accuracy distributed" in makefile
+    for name in ("results.json", "reference-amd-epyc.json"):
+        assert json.loads((BENCH / name).read_text())["machine"]["cpu"], name
+    assert run.cpu_model()  # what every new result file records
+
+
+def test_readme_tables_match_the_committed_results() -> None:
+    """The README's accuracy and speed tables are written by `make readme-tables` from
+    bench/*.json; edit those (or publish a run), never the tables by hand."""
+    import readme_tables
+
+    readme = (BENCH.parent / "README.md").read_text()
+    generated = readme_tables.tables()
+    assert readme_tables.render(readme, generated) == readme, (
+        "README.md's tables differ from bench/*.json: run `make readme-tables`"
+    )
+    # one column per CPU family measured, each named
+    assert "| figure | Intel Xeon | AMD EPYC | target |" in generated["speed"]
+    assert "| 6.87× / 2.47× / 1.89× |" in generated["speed"]  # the reviewers' AMD figures
+    assert "AMD EPYC" in generated["accuracy"]
+
+
+def test_readme_tables_render_between_their_markers() -> None:
+    import readme_tables
+
+    text = "intro\n<!-- table:speed -->\nold\n<!-- end table:speed -->\nafter\n"
+    assert readme_tables.render(text, {"speed": "| a |"}) == (
+        "intro\n<!-- table:speed -->\n| a |\n<!-- end table:speed -->\nafter\n"
+    )
+    with pytest.raises(SystemExit, match="no <!-- table:accuracy -->"):
+        readme_tables.render(text, {"accuracy": "x"})
+    assert readme_tables.family("Intel(R) Xeon(R) Processor") == "Intel Xeon"
+    assert readme_tables.family("AMD EPYC 7B13") == "AMD EPYC"

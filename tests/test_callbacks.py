@@ -89,8 +89,9 @@ def test_one_cycle_drives_the_learners_lr(dls_pair):
 
 
 def test_progress_bar_counts_every_batch(dls_pair):
-    stream = io.StringIO()
-    bar = ProgressBar(stream=stream)
+    from rich.console import Console
+
+    bar = ProgressBar(Console(file=io.StringIO()))
     torch.manual_seed(0)
     Learner(dls_pair, linear_model(), cbs=[bar]).fit(2, 1.0)
     task = bar.progress.tasks[0]
@@ -101,7 +102,9 @@ def test_progress_bar_counts_every_batch(dls_pair):
 
 @pytest.mark.parametrize(("delay", "shown"), [(0.0, True), (3600.0, False)])
 def test_progress_bar_appears_only_on_long_work(dls_pair, delay, shown):
-    bar = ProgressBar(stream=io.StringIO(), delay=delay)
+    from rich.console import Console
+
+    bar = ProgressBar(Console(file=io.StringIO()), delay=delay)
     torch.manual_seed(0)
     Learner(dls_pair, linear_model(), cbs=[bar]).fit(1, 1.0)
     assert bar.shown is shown

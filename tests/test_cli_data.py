@@ -98,8 +98,22 @@ def test_info_on_real_fashion_mnist(capsys):
     require_fashion()
     code, out, _ = run(capsys, "data", "info", "--data", "fashion-mnist")
     assert code == 0
-    assert re.search(table_row("train", 2, 1, "6,000"), out)
-    assert re.search(table_row("valid", 9, 0, "1,000"), out)
+    # clothes, not digits: the class names, and the word "class"
+    assert re.search(table_row("train", "2 Pullover", 1, "6,000"), out)
+    assert re.search(table_row("valid", "9 Ankle boot", 0, "1,000"), out)
+    assert "class" in out.splitlines()[2] and "digit" not in out
+    code, out, _ = run(capsys, "data", "ls", "--data", "fashion-mnist")
+    assert "per class  0 T-shirt/top: 6,000  1 Trouser: 6,000" in out and "digit" not in out
+
+
+def test_evaluate_names_fashion_classes(capsys, tmp_path):
+    require_fashion()
+    run_dir = str(tmp_path / "mean")
+    args = ("--data", "fashion-mnist", "--digits", "all", "--model", "mean", "--quiet")
+    assert run(capsys, "train", *args, "--out", run_dir)[0] == 0
+    code, out, _ = run(capsys, "evaluate", run_dir)
+    assert code == 0 and "rows are the true class, columns the predicted one" in out
+    assert "9 Ankle boot" in out and "digit" not in out
 
 
 @pytest.mark.parametrize(
@@ -377,3 +391,72 @@ def test_each_action_explains_itself(capsys, action):
     code, out, _ = run(capsys, "data", action, "--help")
     assert code == 0
     assert "--data SRC" in out and "sample" in out and "--debug" in out
+
+
+# --- piped output and --json ------------------------------------------------------------
+
+
+def _piped(*args: str) -> str:
+    """`groundup ARGS > file`, in its own process: stdout is not a terminal, as in a pipe."""
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"COLUMNS": "40"}  # narrower than every line below
+    proc = subprocess.run([sys.executable, "-m", "groundup", *args], capture_output=True,
+                          text=True, env=env, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_piped_ls_and_info_hold_every_row_and_column():
+    """rich cut tables and trees to 80 columns when not writing to a terminal: `data ls
+    > ls.txt` lost the counts of 5-9 and the end of the path. Piped, nothing is cut."""
+    path = str(sources.sample_file())
+    ls = _piped("data", "ls")
+    assert path in ls
+    for split, n in (("train", 400), ("valid", 100)):
+        per_digit = "  ".join(f"{d}: {n}" for d in range(10))
+        assert f"{split}: {n * 10:,} images; per digit  {per_digit}" in ls, ls
+    info = _piped("data", "info", "--digits", "all")
+    rows = [line for line in info.splitlines() if re.match(r"│ (train|valid) ", line)]
+    assert len(rows) == 20, info
+    for line in rows:
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        assert len(cells) == 7 and all(cells), line  # split, digit, label, images, min, max, mean
+    assert any(line.startswith("source: sample (sample), from ") and path in line
+               for line in info.splitlines()), info  # fmt: skip
+
+
+def test_every_data_command_speaks_json(capsys, folder_29, tmp_path):
+    import json
+
+    code, out, _ = run(capsys, "data", "info", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["source"] == "sample" and info["digits"] == [2, 9]
+    assert [(r["split"], r["digit"], r["label"], r["images"]) for r in info["rows"]] == [
+        ("train", 2, 1, 400), ("train", 9, 0, 400), ("valid", 2, 1, 100), ("valid", 9, 0, 100),
+    ]  # fmt: skip
+    assert all(0 <= r["min"] <= r["mean"] <= r["max"] <= 1 for r in info["rows"])
+
+    code, out, _ = run(capsys, "data", "show", "--digit", "2", "--json")
+    shown = json.loads(out)
+    raw = load_source("sample")
+    row = int(np.flatnonzero(raw.train_labels == 2)[0])
+    assert (code, shown["index"], shown["label"], shown["png"]) == (0, row, 2, None)
+    assert np.array_equal(np.array(shown["pixels"], dtype=np.uint8), raw.train_images[row])
+
+    code, out, _ = run(capsys, "data", "ls", "--json")
+    listing = json.loads(out)
+    assert code == 0 and listing["kind"] == "sample"
+    assert listing["splits"]["train"]["per_digit"] == {str(d): 400 for d in range(10)}
+    code, out, _ = run(capsys, "data", "ls", "--data", str(folder_29), "--json")
+    folder = json.loads(out)["splits"]
+    assert folder["train"]["images"] == 800 and folder["train"]["classes"]["2"]["files"] == 400
+    assert len(folder["valid"]["classes"]["9"]["first"]) == 3
+
+    code, out, _ = run(capsys, "data", "export", "--digits", "2", "9", "--to",
+                       str(tmp_path / "x"), "--json")  # fmt: skip
+    exported = json.loads(out)
+    assert code == 0 and exported["images"] == 1000 and exported["digits"] == [2, 9]
+    assert len(list((tmp_path / "x" / "valid" / "2").iterdir())) == 100

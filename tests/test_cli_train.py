@@ -4,6 +4,7 @@ output, stop conditions, GD against SGD, user-style images and every bad input."
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -371,3 +372,25 @@ def test_evaluate_on_other_data_says_so(linear_run, capsys):
     require_fashion()
     assert main(["evaluate", str(linear_run[0]), "--data", "fashion-mnist"]) == 0
     assert "trained on sample, and is evaluated here on fashion-mnist" in capsys.readouterr().err
+
+
+def test_predict_with_the_mean_model_reports_distances_not_probabilities(
+    capsys, sample_raw, tmp_path
+):
+    """The mean model's softmax over distances read as 'probability 0.1027' for every
+    digit: it says nothing. It reports the distance to each class-mean image instead."""
+    code, _, _ = cli(capsys, "train", "--model", "mean", "--digits", "all", "--quiet",
+                     "--out", str(tmp_path / "mean"))  # fmt: skip
+    assert code == 0
+    nine = sample_raw.valid_images[sample_raw.valid_labels == 9][0]
+    Image.fromarray(nine).save(tmp_path / "nine.png")
+    code, out, _ = cli(capsys, "predict", str(tmp_path / "mean"), str(tmp_path / "nine.png"))
+    assert code == 0 and "probability" in out and "a distance, not a probability" in out
+    assert re.search(r"nine\.png: \d \(the nearest class-mean image: RMSE distance 0\.\d{4}", out)
+    code, out, _ = cli(capsys, "predict", str(tmp_path / "mean"), str(tmp_path / "nine.png"),
+                       "--json")  # fmt: skip
+    (entry,) = json.loads(out)["predictions"]
+    assert entry["score"] == "distance" and "probability" not in entry
+    distances = {int(k): v for k, v in entry["distances"].items()}
+    assert entry["digit"] == min(distances, key=distances.get)
+    assert entry["distance"] == min(distances.values()) and 0 < entry["distance"] < 1

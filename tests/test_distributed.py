@@ -55,8 +55,17 @@ def plain_env() -> dict[str, str]:
 
 def torchrun(n: int, port: int) -> list[str]:
     """torchrun, as `python -m torch.distributed.run` (the same program, found by this Python)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n),
-            "--master-addr", "127.0.0.1", "--master-port", str(port)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(n),
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(port),
+    ]
 
 
 def weights(model: Any) -> dict[str, torch.Tensor]:
@@ -72,11 +81,17 @@ def test_worker_from_env_is_none_without_torchrun() -> None:
 
 
 def test_worker_from_env_reads_what_torchrun_sets() -> None:
-    env = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1",
-           "MASTER_ADDR": "10.0.0.5", "MASTER_PORT": "29600"}
+    env = {
+        "RANK": "3",
+        "WORLD_SIZE": "4",
+        "LOCAL_RANK": "1",
+        "MASTER_ADDR": "10.0.0.5",
+        "MASTER_PORT": "29600",
+    }
     worker = distributed.worker_from_env(env)
-    assert worker == Worker(rank=3, world_size=4, local_rank=1, master_addr="10.0.0.5",
-                            master_port=29600)
+    assert worker == Worker(
+        rank=3, world_size=4, local_rank=1, master_addr="10.0.0.5", master_port=29600
+    )
     assert not worker.is_main
     assert str(worker) == "worker 3 of 4"
     assert distributed.worker_from_env({"RANK": "0", "WORLD_SIZE": "2"}).is_main
@@ -169,9 +184,12 @@ def _spawned_worker(rank: int, port: int, out_dir: str) -> None:
     from groundup.runs.training import make_run
 
     torch.set_num_threads(1)
-    distributed.init_distributed(Worker(rank, 2, 0, "127.0.0.1", port), "cpu", timeout_s=60)
+    before = _thread_names()
+    distributed.init_distributed(
+        Worker(rank, 2, 0, "127.0.0.1", port), "cpu", timeout_s=60, ddp=True
+    )
+    results: dict[str, Any] = {}
     try:
-        results: dict[str, Any] = {}
         # worker 0: g_0 = [1, 4] from 1 row; worker 1: g_1 = [2, -1] from 2 rows
         p = torch.zeros(2, requires_grad=True)
         p.grad = torch.tensor([1.0, 4.0]) if rank == 0 else torch.tensor([2.0, -1.0])
@@ -189,9 +207,24 @@ def _spawned_worker(rank: int, port: int, out_dir: str) -> None:
             run = make_run(TrainConfig(device="cpu", **settings), rank=rank, world_size=2).fit()
             save_file(weights(run.model), f"{out_dir}/{name}-{rank}.safetensors")
             results[name] = run.history
-        Path(out_dir, f"results-{rank}.json").write_text(json.dumps(results))
     finally:
         distributed.shutdown()
+    # the threads this worker still runs beyond those it began with: none may be gloo's,
+    # or they would be torn down while Python exits (an intermittent SIGABRT)
+    after = _thread_names()
+    results["threads_left"] = sorted({n for n in after if after.count(n) > before.count(n)})
+    Path(out_dir, f"results-{rank}.json").write_text(json.dumps(results))
+
+
+def _thread_names() -> list[str]:
+    """The names of this process's threads (Linux: /proc/self/task/*/comm)."""
+    names = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return names
 
 
 def _toy_problem() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
@@ -236,6 +269,23 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[di
     return out, [json.loads((out / f"results-{r}.json").read_text()) for r in range(2)]
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_workers_leave_no_gloo_thread_behind(two_workers: Any) -> None:
+    """After `shutdown()` the process group is freed with its threads (gloo's run
+    loops, rank 0's TCP store). DDP's first import of torch._dynamo, made while the
+    group existed, used to keep it alive: its threads then met the interpreter's exit,
+    and 1 full run in 3 ended with 'terminate called without an active exception'."""
+    _, results = two_workers
+    for res in results:
+        assert res["threads_left"] == [], res["threads_left"]
+
+
+def test_wrap_ddp_asks_for_init_with_ddp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "torch._dynamo", raising=False)
+    with pytest.raises(UsageError, match=r"init_distributed\(\.\.\., ddp=True\)"):
+        distributed.wrap_ddp(torch.nn.Linear(2, 1))
+
+
 def test_all_reduce_gradients_weights_each_worker_by_its_rows(two_workers: Any) -> None:
     _, results = two_workers
     for res in results:
@@ -254,8 +304,9 @@ def test_ddp_takes_a_plain_mean_all_reduce_gradients_the_whole_batch(two_workers
     _, results = two_workers
     net, x, y = _toy_problem()
     whole = torch.tensor(_gradient(net, x, y))  # the gradient one process computes
-    mean_of_two = (torch.tensor(_gradient(net, x[:1], y[:1]))
-                   + torch.tensor(_gradient(net, x[1:], y[1:]))) / 2
+    mean_of_two = (
+        torch.tensor(_gradient(net, x[:1], y[:1])) + torch.tensor(_gradient(net, x[1:], y[1:]))
+    ) / 2
     assert float((whole - mean_of_two).abs().max()) > 0.05  # the two differ here
     for res in results:
         got = {k: torch.tensor(v) for k, v in res["ddp"].items()}
@@ -304,10 +355,27 @@ def test_torchrun_train_prints_and_saves_once_with_the_accuracy_of_one_process(
     from groundup.runs.saved import load_run
     from groundup.runs.training import train
 
-    args = ["-m", "groundup", "train", "--model", "net", "--epochs", "3", "--out", "run",
-            "--dist-timeout", "60"]
-    proc = subprocess.run(torchrun(2, free_port()) + args, cwd=tmp_path, env=plain_env(),
-                          capture_output=True, text=True, timeout=120)
+    args = [
+        "-m",
+        "groundup",
+        "train",
+        "--model",
+        "net",
+        "--epochs",
+        "3",
+        "--out",
+        "run",
+        "--dist-timeout",
+        "60",
+    ]
+    proc = subprocess.run(
+        torchrun(2, free_port()) + args,
+        cwd=tmp_path,
+        env=plain_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     # rank 0 alone prints: one header, three epoch rows, one summary
@@ -356,10 +424,25 @@ def test_a_dying_worker_ends_the_run_with_one_clear_line(tmp_path: Path) -> None
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     script = tmp_path / "dying.py"
     script.write_text(textwrap.dedent(DYING_WORKER))
-    args = [str(script), "train", "--quiet", "--epochs", "4", "--out", str(out),
-            "--dist-timeout", "10"]
-    proc = subprocess.run(torchrun(2, free_port()) + args, cwd=tmp_path, env=plain_env(),
-                          capture_output=True, text=True, timeout=120)
+    args = [
+        str(script),
+        "train",
+        "--quiet",
+        "--epochs",
+        "4",
+        "--out",
+        str(out),
+        "--dist-timeout",
+        "10",
+    ]
+    proc = subprocess.run(
+        torchrun(2, free_port()) + args,
+        cwd=tmp_path,
+        env=plain_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert proc.stdout == ""  # --quiet, and no worker printed progress
     ours = [line for line in proc.stderr.splitlines() if line.startswith("groundup: error:")]
@@ -375,15 +458,30 @@ def test_a_dying_worker_ends_the_run_with_one_clear_line(tmp_path: Path) -> None
 
 def test_a_worker_left_alone_times_out_with_a_clear_message(tmp_path: Path) -> None:
     """Worker 0 of 2, started by hand, waits for a worker 1 that never comes."""
-    env = plain_env() | {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0",
-                         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    cmd = [sys.executable, "-m", "groundup", "train", "--quiet", "--dist-timeout", "2",
-           "--out", str(tmp_path / "run")]
+    env = plain_env() | {
+        "RANK": "0",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "groundup",
+        "train",
+        "--quiet",
+        "--dist-timeout",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 1, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("groundup: error: worker 0 of 2: the workers did not all meet at "
-                           "127.0.0.1:"), proc.stderr[-3000:]
+    assert last.startswith(
+        "groundup: error: worker 0 of 2: the workers did not all meet at 127.0.0.1:"
+    ), proc.stderr[-3000:]
     assert "within 2 s (Timed out after" in last and "1/2 clients joined" in last
     assert not (tmp_path / "run").exists()
 
@@ -392,11 +490,16 @@ def test_a_worker_left_alone_times_out_with_a_clear_message(tmp_path: Path) -> N
     ("torch_says", "we_say"),
     [
         # a worker 1 that finds no worker 0 listening
-        ("The client socket has timed out after 3000ms while trying to connect to "
-         "(127.0.0.1, 29713).", "worker 1 of 2: the workers did not all meet at 10.0.0.1:29713"),
-        ("The server socket has failed to listen on any local network address. port: 29713, "
-         "code: -98, name: EADDRINUSE, message: address already in use",
-         "worker 1 of 2: cannot listen on 10.0.0.1:29713, the port is taken"),
+        (
+            "The client socket has timed out after 3000ms while trying to connect to "
+            "(127.0.0.1, 29713).",
+            "worker 1 of 2: the workers did not all meet at 10.0.0.1:29713",
+        ),
+        (
+            "The server socket has failed to listen on any local network address. port: 29713, "
+            "code: -98, name: EADDRINUSE, message: address already in use",
+            "worker 1 of 2: cannot listen on 10.0.0.1:29713, the port is taken",
+        ),
         ("something else", "worker 1 of 2: could not join the job at 10.0.0.1:29713: something"),
     ],
 )

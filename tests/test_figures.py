@@ -62,11 +62,26 @@ def _parse_table(html: str) -> list[list[int]]:
 def test_pixel_table_html_holds_every_value_shaded_by_it(img):
     html = F.pixel_table_html(img)
     assert _parse_table(html) == img.tolist()
-    # Greys: a cell's background gets darker as its value grows, 255 - v in each channel
+    # as MNIST stores it: a cell's background is its value, 0 black and 255 white
     cells = re.findall(r"background:rgb\((\d+),\1,\1\);color:#[0f]{3}\">(\d+)<", html)
     assert len(cells) == 784
     for shade, v in cells:
-        assert int(shade) == 255 - int(v)
+        assert int(shade) == int(v)
+
+
+def test_pixel_table_html_has_a_title():
+    html = F.pixel_table_html(np.zeros((28, 28)), title="the pixels of a <2>")
+    assert "<caption" in html and "the pixels of a &lt;2&gt;</caption>" in html
+
+
+def test_pictures_of_the_data_are_white_ink_on_black_and_say_so():
+    img = np.zeros((28, 28))
+    img[10:18, 12:16] = 1.0  # a stroke of full ink
+    for fig in (F.digit_figure(img), F.digits_figure(np.stack([img, img]), ["a", "b"])):
+        picture = fig.axes[0].images[0]
+        assert picture.get_cmap().name == F.INK == "gray"  # 0 black, full ink white
+        assert picture.get_clim() == (0.0, 1.0)
+        assert any(F.INK_NOTE in t.get_text() for t in fig.texts)
 
 
 def test_pixel_table_reads_the_model_scale_as_bytes_and_crops():
@@ -81,8 +96,10 @@ def test_pixel_table_figure_writes_each_value_in_its_cell():
     img = (np.arange(784) % 256).astype(np.uint8).reshape(28, 28)
     fig = F.pixel_table_figure(img)
     ax = fig.get_axes()[0]
-    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): int(t.get_text())
-             for t in ax.texts}
+    cells = {
+        (round(t.get_position()[1]), round(t.get_position()[0])): int(t.get_text())
+        for t in ax.texts
+    }
     assert len(cells) == 784
     assert all(cells[(r, c)] == img[r, c] for r in range(28) for c in range(28))
     np.testing.assert_array_equal(_images(fig)[0], img)
@@ -96,7 +113,13 @@ def test_steps_figure_names_the_seven_steps_in_order_with_a_loop_back():
     ax = fig.get_axes()[0]
     boxes = sorted((t.get_position()[0], t.get_text()) for t in ax.texts if t.get_gid() == "step")
     assert [name for _, name in boxes] == [
-        "init", "predict", "loss", "gradient", "step", "repeat", "stop"
+        "init",
+        "predict",
+        "loss",
+        "gradient",
+        "step",
+        "repeat",
+        "stop",
     ]
     x = {name: pos for pos, name in boxes}
     (loop,) = [t for t in ax.texts if t.get_gid() == "loop"]
@@ -283,3 +306,27 @@ def test_importing_figures_does_not_import_matplotlib():
     code = "import sys, groundup.show.figures; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_layers_figure_orders_neurons_by_distance_moved_and_has_scales():
+    import torch
+    from groundup.learn.models import simple_net
+
+    torch.manual_seed(0)
+    init = simple_net()
+    model = simple_net()
+    model.load_state_dict(init.state_dict())
+    with torch.no_grad():  # neuron 7 moves most, then 3; the rest stay at their start
+        model.layers[0].weight[:, 7] += 1.0
+        model.layers[0].weight[:, 3] += 0.5
+    fig = F.layers_figure(model, init=init)
+    neurons = fig.subfigs[0]
+    captions = [t.get_text() for t in neurons.axes[0].texts]
+    assert captions[0] == "7: moved 28.00" and captions[1] == "3: moved 14.00"
+    assert "all neurons" in neurons._suptitle.get_text()
+    assert len(neurons.axes) == 2  # the grid and its colour bar
+    from groundup.learn.models import mlp
+
+    ten = F.layers_figure(mlp([256, 128], n_out=10))
+    assert "neurons 0-29 of 256" in ten.subfigs[0]._suptitle.get_text()
+    assert len(ten.subfigs[1].axes) == 2  # the second-layer map and its colour bar

@@ -3,6 +3,7 @@ zeros in a hidden layer, the cnn's layers, and the command line's warning."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -136,8 +137,11 @@ def test_cli_warns_about_zeros_in_a_hidden_layer(cli, tmp_path):
     net = train_zeros("net", "run")
     assert net.returncode == 0
     message = net.stderr
-    assert "symmetry" in message and "same gradient" in message
     assert message.count("\n") == 1  # one line
+    # it says what happens: nothing is learnt, the run stays at chance ...
+    assert "learns nothing" in message and "0.5 for a pair" in message
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["history"][-1]["accuracy"] == 0.5  # ... as the run shows
 
     linear = train_zeros("linear", "run2")
     assert linear.stderr == ""  # one layer has no hidden units to be symmetric

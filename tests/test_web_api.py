@@ -407,6 +407,15 @@ def test_the_learning_rate_changes_while_training(client: TestClient) -> None:
     client.post("/api/train/stop", json={})
 
 
+def test_the_learning_rate_is_refused_after_the_run_ends(client: TestClient) -> None:
+    client.post("/api/train/start", json={"delay": 0, "epochs": 1})
+    wait_for(client, "done")
+    r = client.post("/api/train/lr", json={"lr": 0.25})
+    assert r.status_code == 409
+    assert "the run has ended (done)" in r.json()["error"] and "Reset" in r.json()["error"]
+    assert client.get("/api/state").json()["lr"] != 0.25  # the rate was not changed
+
+
 def test_requests_are_answered_while_training_runs(client: TestClient) -> None:
     """Training runs in its own thread: the API answers during a run, not after it."""
     client.post("/api/train/start", json={"delay": 0.1, "epochs": 200})

@@ -31,6 +31,7 @@ A worker that dies, or one that never arrives, ends the run with a
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -169,13 +170,20 @@ def worker_device(device: str, local_rank: int) -> str:
 
 
 def init_distributed(
-    worker: Worker, device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S
+    worker: Worker, device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S, ddp: bool = False
 ) -> str:
     """Join the job: meet the other workers at master_addr:master_port. Returns the backend.
 
     Rank 0 listens (or, under torchrun, torchrun's own agent does), the others connect;
     each waits at most `timeout_s` seconds for all `world_size` workers, and later
     for each all_reduce. Raises DistributedError with what went wrong.
+
+    `ddp=True`: this process will also wrap a model with `wrap_ddp`. PyTorch's DDP
+    imports `torch._dynamo` (about a second), and that import, made while a process
+    group exists, keeps a reference to the group: `shutdown()` can then no longer
+    free it, gloo's threads outlive it into the interpreter's exit, and tearing them
+    down there can abort the process ("terminate called without an active
+    exception", SIGABRT). So it is imported here, before the group exists.
     """
     import torch.distributed as dist
 
@@ -185,6 +193,8 @@ def init_distributed(
     backend = backend_for(device)
     if dist.is_initialized():
         raise UsageError("this process has already joined a distributed job")
+    if ddp:
+        import torch._dynamo  # noqa: F401  (before the group: see the docstring)
     if backend == "nccl":
         torch.cuda.set_device(torch.device(device))
     address = f"{worker.master_addr}:{worker.master_port}"
@@ -417,6 +427,12 @@ def wrap_ddp(model: Any, device: str | torch.device = "cpu") -> Any:
         raise UsageError(
             f"DistributedDataParallel wraps torch.nn.Module models, not {type(model).__name__}; "
             "groundup's own models average their gradients with all_reduce_gradients"
+        )
+    if "torch._dynamo" not in sys.modules:
+        raise UsageError(
+            "wrap_ddp needs init_distributed(..., ddp=True): DistributedDataParallel imports "
+            "torch._dynamo, which must be loaded before the process group exists, or the "
+            "group outlives shutdown() and its threads can abort the process at exit"
         )
     device = torch.device(device)
     return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)

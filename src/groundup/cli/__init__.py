@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from groundup.errors import GroundupError, SettingError
 
@@ -62,6 +63,23 @@ def add_debug(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
     )
+
+
+# Wider than any line groundup prints. rich cuts tables and trees to the console's
+# width, and takes 80 columns when the output is not a terminal; at this width it
+# renders everything at its natural width instead.
+NATURAL_WIDTH = 100_000
+
+
+def rich_console(natural: bool = False) -> Any:
+    """A rich Console on stdout: at the terminal's width in a terminal; at the natural
+    width of what is printed when piped or redirected (`groundup data ls > ls.txt`),
+    or when `natural`, so that no row or column is ever cut off."""
+    from rich.console import Console
+
+    if natural or not sys.stdout.isatty():
+        return Console(highlight=False, width=NATURAL_WIDTH)
+    return Console(highlight=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from groundup.cli import add_debug
 from groundup.errors import DataError, UsageError
@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_data(p)
     _add_digits(p, "digits to summarise: a pair (default 2 9), any list such as 3 5 8, or all")
+    _add_json(p)
     add_debug(p)
     p.set_defaults(handler=cmd_info)
 
@@ -98,6 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="K",
         help="--png draws each pixel as a KxK square (default 10: 280x280)",
     )
+    _add_json(p)
     add_debug(p)
     p.set_defaults(handler=cmd_show)
 
@@ -110,6 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     _add_data(p)
+    _add_json(p)
     add_debug(p)
     p.set_defaults(handler=cmd_ls)
 
@@ -126,6 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_data(p)
     _add_digits(p, "digits to export: any list such as 2 9, or all (the default)")
     p.add_argument("--to", type=Path, required=True, metavar="DIR", help="folder to create")
+    _add_json(p)
     add_debug(p)
     p.set_defaults(handler=cmd_export)
 
@@ -142,12 +146,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("name", choices=DATASETS, metavar="NAME", help=" | ".join(DATASETS))
     p.add_argument("--dest", type=Path, metavar="DIR", help="folder to download into")
+    _add_json(p)
     add_debug(p)
     p.set_defaults(handler=cmd_fetch)
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="sample", metavar="SRC", help=DATA_HELP)
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+
+
+def _print_json(obj: object) -> None:
+    import json
+
+    print(json.dumps(obj))
 
 
 def _add_digits(p: argparse.ArgumentParser, help: str) -> None:
@@ -165,10 +180,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _console() -> Console:
-    from rich.console import Console
+def _console(natural: bool = False) -> Console:
+    from groundup.cli import rich_console
 
-    return Console(highlight=False)
+    return rich_console(natural)
 
 
 # --- handlers --------------------------------------------------------------------------
@@ -185,10 +200,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     digits = parse_digits(args.digits)
     raw = load_source(args.data)
     require_digits(raw, digits)
-    table = Table(title=f"{raw.name}: digits {' '.join(map(str, digits))}", title_justify="left")
+    rows = []
+    for split in ("train", "valid"):
+        images, labels = raw.split(split)
+        for position, digit in enumerate(digits):
+            chosen = images[labels == digit]  # (n, 28, 28) uint8
+            rows.append({
+                "split": split,
+                "digit": digit,
+                # the model's label: for a pair, the first digit is 1 and the second 0
+                "label": (1 - position) if len(digits) == 2 else position,
+                "images": len(chosen),
+                "min": float(chosen.min()) / 255,
+                "max": float(chosen.max()) / 255,
+                "mean": float(chosen.mean()) / 255,
+            })  # fmt: skip
+    if args.json:
+        _print_json({
+            "source": raw.name, "kind": raw.kind, "origin": raw.origin, "digits": list(digits),
+            "pixel_scale": "[0, 1]: the stored 0-255 values / 255", "rows": rows,
+        })  # fmt: skip
+        return 0
+    from groundup.data.sources import class_name, class_word
+
+    word = class_word(raw.name)  # Fashion-MNIST's labels are clothes, not digits
+    chosen = " ".join(map(str, digits))
+    plural = "classes" if word == "class" else "digits"
+    table = Table(title=f"{raw.name}: {plural} {chosen}", title_justify="left")
     for name, justify in [
         ("split", "left"),
-        ("digit", "right"),
+        (word, "right"),
         ("label", "right"),
         ("images", "right"),
         ("min", "right"),
@@ -197,19 +238,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     ]:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for split in ("train", "valid"):
-        images, labels = raw.split(split)
-        for position, digit in enumerate(digits):
-            chosen = images[labels == digit]  # (n, 28, 28) uint8
-            # the model's label: for a pair, the first digit is 1 and the second 0
-            label = (1 - position) if len(digits) == 2 else position
+        for row in (r for r in rows if r["split"] == split):
             table.add_row(
                 split,
-                str(digit),
-                str(label),
-                f"{len(chosen):,}",
-                f"{chosen.min() / 255:.3f}",
-                f"{chosen.max() / 255:.3f}",
-                f"{chosen.mean() / 255:.3f}",
+                class_name(raw.name, row["digit"]),
+                str(row["label"]),
+                f"{row['images']:,}",
+                f"{row['min']:.3f}",
+                f"{row['max']:.3f}",
+                f"{row['mean']:.3f}",
             )
         table.add_section()
     console = _console()
@@ -272,6 +309,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     row = _pick(raw, args.split, args.digit, args.index)
     images, labels = raw.split(args.split)
     image = images[row]  # (28, 28) uint8
+    if args.json:
+        if args.png is not None:
+            _write_png(image, args.png, args.scale)
+        _print_json({
+            "source": raw.name, "split": args.split, "index": row, "label": int(labels[row]),
+            "pixels": image.tolist(), "png": None if args.png is None else str(args.png),
+        })  # fmt: skip
+        return 0
     console = _console()
     console.print(
         f"[bold]{escape(raw.name)}[/], {args.split} image {row}: digit {int(labels[row])} "
@@ -324,6 +369,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from groundup.data.sources import list_folder, load_source, locate, split_dirs
 
     where = locate(args.data)
+    if args.json:
+        _print_json(_ls_json(where, args.data))
+        return 0
     kinds = {"sample": "bundled sample", "idx": "IDX directory", "folder": "image folder"}
     tree = Tree(f"[bold]{escape(where.name)}[/]  {kinds[where.kind]}: {escape(str(where.path))}")
     if where.kind == "folder":
@@ -343,14 +391,63 @@ def cmd_ls(args: argparse.Namespace) -> int:
                     tree.add(f"{escape(f.name)}  {_size(f.stat().st_size)}")
         else:
             tree.add(f"{escape(where.path.name)}  {_size(where.path.stat().st_size)}")
+        from groundup.data.sources import class_name, class_word
+
         raw = load_source(args.data)
         for split in ("train", "valid"):
             _, labels = raw.split(split)
             counts = np.bincount(labels, minlength=10)
-            per_digit = "  ".join(f"{d}: {n:,}" for d, n in enumerate(counts) if n)
-            tree.add(f"{split}: {len(labels):,} images; per digit  {per_digit}")
-    _console().print(tree, soft_wrap=True)  # soft_wrap: a long path is not cut mid-word
+            per_class = "  ".join(
+                f"{class_name(raw.name, d)}: {n:,}" for d, n in enumerate(counts) if n
+            )
+            tree.add(f"{split}: {len(labels):,} images; per {class_word(raw.name)}  {per_class}")
+    # natural width even in a terminal: rich would cut a long line of the tree at the
+    # edge (the counts of 8 and 9 in 100 columns); the terminal folds it instead
+    _console(natural=True).print(tree, soft_wrap=True)
     return 0
+
+
+def _ls_json(where: Any, spec: str) -> dict[str, Any]:
+    """`data ls --json`: the same facts as the tree, as one object."""
+    import numpy as np
+
+    from groundup.data.sources import list_folder, load_source, split_dirs
+
+    doc: dict[str, Any] = {"name": where.name, "kind": where.kind, "path": str(where.path)}
+    if where.kind == "folder":
+        listing = list_folder(where.path)
+        splits = {}
+        for folder, (split, classes) in zip(split_dirs(where.path), listing.items(), strict=True):
+            splits[split] = {
+                "folder": folder.name,
+                "images": sum(len(files) for files in classes.values()),
+                "classes": {
+                    str(digit): {
+                        "files": len(files),
+                        "first": [f.name for f in files[:FIRST_FILES]],
+                    }
+                    for digit, files in classes.items()
+                },
+            }
+        doc["splits"] = splits
+        return doc
+    files = (
+        sorted(p for p in where.path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if where.kind == "idx"
+        else [where.path]
+    )
+    doc["files"] = [{"name": f.name, "bytes": f.stat().st_size} for f in files]
+    raw = load_source(spec)
+    splits = {}
+    for split in ("train", "valid"):
+        _, labels = raw.split(split)
+        counts = np.bincount(labels, minlength=10)
+        splits[split] = {
+            "images": len(labels),
+            "per_digit": {str(d): int(n) for d, n in enumerate(counts) if n},
+        }
+    doc["splits"] = splits
+    return doc
 
 
 def _size(n: int) -> str:
@@ -377,6 +474,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         raw = load_source(args.data)
         require_digits(raw, digits)
     count = export(raw, args.to, digits)
+    if args.json:
+        _print_json(
+            {
+                "source": raw.name,
+                "digits": list(digits),
+                "images": count,
+                "train": str(args.to / "train"),
+                "valid": str(args.to / "valid"),
+            }
+        )
+        return 0
     print(
         f"wrote {count:,} images of digits {' '.join(map(str, digits))} from {raw.name} "
         f"to {args.to}/train and {args.to}/valid; read them back with --data {args.to}"
@@ -390,5 +498,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     dest = fetch(args.name, args.dest)
     use = args.name if args.dest is None else str(dest)
+    if args.json:
+        _print_json({"name": args.name, "dir": str(dest), "use": f"--data {use}"})
+        return 0
     print(f"{args.name}: the four IDX files are in {dest}; use them with --data {use}")
     return 0

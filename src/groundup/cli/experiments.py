@@ -26,10 +26,6 @@ LR_FIND_SETTINGS = (
     "seed",
     "device",
 )
-ZEROS_WARNING = (
-    "groundup: warning: --init zeros gives every hidden unit the same weights, so they all "
-    "get the same gradient and stay identical (the symmetry problem)\n"
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,7 +91,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _warn_zeros(inits: list[str], models: list[str]) -> None:
     if "zeros" in inits and any(m not in ("linear", "mean") for m in models):
-        sys.stderr.write(ZEROS_WARNING)
+        from groundup.learn.init import ZEROS_WARNING
+
+        sys.stderr.write(f"groundup: warning: {ZEROS_WARNING}\n")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -152,11 +150,12 @@ def _finite(obj: Any) -> Any:
 
 
 def _print_comparison(result: Any, plot: Path | None) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from groundup.cli import rich_console
+
+    console = rich_console()  # piped: at the natural width, never cut
     c = result.config  # the settings the first run resolved to
     epochs = max((len(t.history) for t in result.trials), default=0)
     seeds = result.seeds

@@ -74,7 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             sp.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a saved run")
         default = "pixels.html" if name == "pixels" else f"{name}.png"
         sp.add_argument(
-            "--out", type=Path, default=Path(default), metavar="FILE",
+            "--out",
+            type=Path,
+            default=Path(default),
+            metavar="FILE",
             help=f"file to write, .png or .svg{' or .html' if name == 'pixels' else ''} "
             f"(default {default})",
         )
@@ -88,17 +91,40 @@ def _add_options(name: str, p: argparse.ArgumentParser) -> None:
     """The options particular to one figure."""
     if name in ("digit", "pixels"):
         p.add_argument("--data", default="sample", metavar="SRC", help=DATA_HELP)
-        p.add_argument("--split", choices=("train", "valid"), default="train",
-                       help="which split (default train)")
-        p.add_argument("--digit", type=int, metavar="D",
-                       help="count --index among the images of this digit only")
-        p.add_argument("--index", type=int, default=0, metavar="I",
-                       help="which image, counting from 0 (default 0)")
+        p.add_argument(
+            "--split",
+            choices=("train", "valid"),
+            default="train",
+            help="which split (default train)",
+        )
+        p.add_argument(
+            "--digit",
+            type=int,
+            metavar="D",
+            help="count --index among the images of this digit only",
+        )
+        p.add_argument(
+            "--index",
+            type=int,
+            default=0,
+            metavar="I",
+            help="which image, counting from 0 (default 0)",
+        )
     if name == "pixels":
-        p.add_argument("--rows", type=_window, default=(0, 28), metavar="A:B",
-                       help="rows A to B-1 only, e.g. 4:15 as in the article (default 0:28)")
-        p.add_argument("--cols", type=_window, default=(0, 28), metavar="A:B",
-                       help="columns A to B-1 only, e.g. 4:22 (default 0:28)")
+        p.add_argument(
+            "--rows",
+            type=_window,
+            default=(0, 28),
+            metavar="A:B",
+            help="rows A to B-1 only, e.g. 4:15 as in the article (default 0:28)",
+        )
+        p.add_argument(
+            "--cols",
+            type=_window,
+            default=(0, 28),
+            metavar="A:B",
+            help="columns A to B-1 only, e.g. 4:22 (default 0:28)",
+        )
     if name == "descent":
         p.add_argument("--x0", type=float, default=1.5, help="starting weight (default 1.5)")
         p.add_argument("--lr", type=float, default=0.2, help="learning rate (default 0.2)")
@@ -106,11 +132,13 @@ def _add_options(name: str, p: argparse.ArgumentParser) -> None:
     if name in ("predictions", "activations", "confusion", "top-losses"):
         p.add_argument("--data", metavar="SRC", help="validation data (default: the run's own)")
     if name == "predictions":
-        p.add_argument("--initial", action="store_true",
-                       help="the model before training instead of after")
+        p.add_argument(
+            "--initial", action="store_true", help="the model before training instead of after"
+        )
     if name == "activations":
-        p.add_argument("--index", type=int, default=0, metavar="I",
-                       help="which validation image (default 0)")
+        p.add_argument(
+            "--index", type=int, default=0, metavar="I", help="which validation image (default 0)"
+        )
     if name == "top-losses":
         p.add_argument("-k", type=int, default=9, help="how many mistakes to show (default 9)")
 
@@ -194,7 +222,9 @@ def _run_figure(args: argparse.Namespace, F: Any) -> Any:
         w, b = F.linear_weights(run.model)
         return F.weights_figure(w, run.digits, b)
     if name == "layers":
-        return F.layers_figure(run.model, run.digits)
+        from groundup.show.report import initial_model
+
+        return F.layers_figure(run.model, run.digits, init=initial_model(run))
     if name == "histogram":
         from groundup.show.report import initial_model
 
@@ -208,12 +238,14 @@ def _run_figure(args: argparse.Namespace, F: Any) -> Any:
         return F.predictions_figure(probs, view.true, view.digits, title)
     if name == "activations":
         if not 0 <= args.index < len(view.valid):
-            raise UsageError(
-                f"--index {args.index} is out of range: 0 to {len(view.valid) - 1}"
-            )
+            raise UsageError(f"--index {args.index} is out of range: 0 to {len(view.valid) - 1}")
         label = view.digits[int(view.true[args.index])]
-        return F.activations_figure(run.model, view.valid.x[args.index], view.digits,
-                                    title=f"validation image {args.index}, a {label}")
+        return F.activations_figure(
+            run.model,
+            view.valid.x[args.index],
+            view.digits,
+            title=f"validation image {args.index}, a {label}",
+        )
     if name == "confusion":
         return F.confusion_figure(confusion(view), view.digits)
     if name == "top-losses":
@@ -237,7 +269,13 @@ def cmd_figure(args: argparse.Namespace) -> int:
         page = (
             "<!DOCTYPE html><html><head><meta charset='utf-8'>"
             f"<title>the pixels of a {label}</title></head><body>"
-            + pixel_table_html(image, args.rows, args.cols)
+            + pixel_table_html(
+                image,
+                args.rows,
+                args.cols,
+                title=f"the pixels of a {label} ({args.data}, {args.split} split): "
+                "0 is the black background, 255 full white ink, as MNIST stores them",
+            )
             + "</body></html>\n"
         )
         atomic_write_bytes(out, page.encode())

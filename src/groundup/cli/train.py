@@ -129,12 +129,10 @@ def _train(
     args: argparse.Namespace, config: TrainConfig, worker: Worker | None = None, backend: str = ""
 ) -> int:
     main = worker is None or worker.is_main  # only rank 0 prints and writes files
-    if main and config.init == "zeros" and config.model != "linear":
-        sys.stderr.write(
-            "groundup: warning: --init zeros gives every hidden unit the same weights, so "
-            "they all get the same gradient and stay identical (the symmetry problem); "
-            "the net then learns no more than one unit would\n"
-        )
+    if main and config.init == "zeros" and config.model not in ("linear", "mean"):
+        from groundup.learn.init import ZEROS_WARNING
+
+        sys.stderr.write(f"groundup: warning: {ZEROS_WARNING}\n")
     from groundup.learn.callbacks import EpochPrinter, ProgressBar
     from groundup.runs.saved import save_run
     from groundup.runs.training import make_run
@@ -142,9 +140,14 @@ def _train(
     show = main and not (args.quiet or args.json)
     cbs: list[Any] = []
     if show:
-        cbs.append(EpochPrinter())
+        from rich.console import Console
+
+        rows = Console(highlight=False)  # stdout
+        cbs.append(EpochPrinter(rows))
         if sys.stderr.isatty():
-            cbs.append(ProgressBar())
+            # One terminal for both: the bar draws on the rows' console, so that rich
+            # prints each row above the live bar. Rows piped to a file: bar on stderr.
+            cbs.append(ProgressBar(rows if sys.stdout.isatty() else None))
     rank, world_size = (worker.rank, worker.world_size) if worker else (0, 1)
     previous = None
     if args.out is not None and main:
@@ -289,27 +292,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from groundup.cli import rich_console
+
+    console = rich_console()  # piped: at the natural width, never cut
     console.print(
         f"{escape(str(args.run_dir))}: {escape(result['source'])}, "
         f"{result['n']} validation images | "
         f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}",
         soft_wrap=True,  # one line even when piped (rich would wrap at 80 columns)
     )
+    from groundup.data.sources import class_name, class_word
+
     digits = result["digits"]
+    word = class_word(result["source"])  # Fashion-MNIST's labels are clothes, not digits
     console.print(
-        "confusion counts: rows are the true digit, columns the predicted one", soft_wrap=True
+        f"confusion counts: rows are the true {word}, columns the predicted one", soft_wrap=True
     )
     table = Table()
     table.add_column("true")
     for d in digits:
-        table.add_column(str(d), justify="right")
+        table.add_column(class_name(result["source"], d), justify="right")
     for d, row in zip(digits, result["confusion"]):
-        table.add_row(str(d), *(str(c) for c in row))
+        table.add_row(class_name(result["source"], d), *(str(c) for c in row))
     console.print(table)
     return 0
 
@@ -333,6 +340,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if not args.json:
                 sys.stderr.write(f"groundup: error: {err}\n")
             continue
+        if hasattr(run.model, "distances"):  # the mean model: distances, not probabilities
+            entry = _nearest_mean(run, x, path)
+            results.append(entry)
+            if not args.json:
+                print(
+                    f"{path}: {entry['digit']} (the nearest class-mean image: RMSE distance "
+                    f"{entry['distance']:.4f}; the next, {entry['runner_up']}, at "
+                    f"{entry['distances'][str(entry['runner_up'])]:.4f}; a distance, not a "
+                    "probability)"
+                )
+            continue
         probs = run.predict_proba(x)[0]
         best = int(probs.argmax())
         entry = {
@@ -347,3 +365,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"predictions": results}))
     return 1 if failed else 0
+
+
+def _nearest_mean(run: Any, x: Any, path: Path) -> dict[str, Any]:
+    """The `mean` model's answer for one image: the class whose mean image is nearest,
+    with the distance to every class mean. Its softmax over negative distances would
+    read as probabilities near 1/C for every class, which says nothing, so the score
+    reported is the distance itself (root mean squared difference, 0 to 1)."""
+    d = run.model.distances(x)[0]  # (C,)
+    order = d.argsort().tolist()
+    return {
+        "image": str(path),
+        "digit": run.digits[order[0]],
+        "score": "distance",
+        "distance": round(float(d[order[0]]), 4),
+        "runner_up": run.digits[order[1]],
+        "distances": {str(k): round(float(v), 4) for k, v in zip(run.digits, d)},
+    }

@@ -41,6 +41,26 @@ SYSTEM_LOCATIONS: dict[str, tuple[Path, ...]] = {
     "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),
 }
 
+# The classes of the data sets whose labels 0-9 are not digits, in label order (their
+# publishers' names). For every other source, label k is the digit k.
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                      "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    "kmnist": ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+}  # fmt: skip
+
+
+def class_word(source: str) -> str:
+    """What one label of `source` is called in tables and figures: "digit" or "class"."""
+    return "class" if source in CLASS_NAMES else "digit"
+
+
+def class_name(source: str, label: int) -> str:
+    """Label `label` of `source` as a reader should see it: "3", or "3 Dress"."""
+    names = CLASS_NAMES.get(source)
+    return f"{label} {names[label]}" if names else str(label)
+
+
 IDX_FILES = {  # role -> file name, without a possible .gz
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",

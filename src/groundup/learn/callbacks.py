@@ -9,9 +9,8 @@ Step 7 of the article, *stop*, has three forms here:
 from __future__ import annotations
 
 import math
-import sys
 import time
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from groundup.learn.learner import Learner
@@ -93,14 +92,17 @@ SCHEDULES: dict[str, type] = {"constant": ConstantLR, "one-cycle": OneCycle}
 
 
 class ProgressBar:
-    """A progress bar over all the batches of a fit, on stderr when it is a terminal.
+    """A progress bar over all the batches of a fit, drawn by rich on `console`
+    (default: a console on stderr).
 
     It appears only once a fit has run for `delay` seconds: a fit that takes a
     fraction of a second (the article's models on the sample) needs no bar.
+    Give `EpochPrinter` the same console when both go to one terminal: rich then
+    prints each row above the one live bar, instead of the two overwriting each other.
     """
 
-    def __init__(self, stream: TextIO | None = None, delay: float = 1.0) -> None:
-        self.stream = stream or sys.stderr
+    def __init__(self, console: Any = None, delay: float = 1.0) -> None:
+        self.console = console
         self.delay = delay
 
     def before_fit(self, learn: Learner) -> None:
@@ -113,8 +115,8 @@ class ProgressBar:
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             TextColumn("loss {task.fields[loss]}"),
             TimeRemainingColumn(),
-            console=Console(file=self.stream),
-            transient=True,
+            console=self.console or Console(stderr=True),
+            transient=True,  # the bar goes when the fit ends; the rows above it stay
         )
         self.task = self.progress.add_task(
             "fit", total=learn.epochs * len(learn.dls.train), epoch=1, epochs=learn.epochs, loss="-"

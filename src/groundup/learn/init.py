@@ -10,8 +10,7 @@ number of inputs (fan_in) and outputs (fan_out) so that activations start near 1
   uniform  w ~ U(-a, a),  a = 1 / sqrt(fan_in)           (PyTorch's nn.Linear)
   xavier   w ~ N(0, 2 / (fan_in + fan_out))              (Glorot & Bengio, 2010)
   kaiming  w ~ N(0, 2 / fan_in)                          (He et al., 2015: for ReLU)
-  zeros    w = 0   -- fine for one layer, but every hidden unit of a deeper net then
-                     gets the same gradient and they stay identical (the symmetry problem)
+  zeros    w = 0   -- fine for one layer; with hidden layers, see ZEROS_WARNING
 
 Random numbers come from torch's global generator, so `torch.manual_seed` makes
 an initialisation repeat.
@@ -28,6 +27,17 @@ from groundup.errors import UsageError
 from groundup.learn.names import INITS
 
 SCHEMES = INITS  # each is drawn by init_weights below
+
+# What `--init zeros` does to a model with hidden layers (net, cnn), in one line. Every
+# hidden unit outputs relu(0) = 0, and each layer's gradient is multiplied by the zero
+# weights after it, so no weight ever moves: only the output bias learns, and with
+# balanced classes it stays near 0, so the model stays at chance (0.5 for a pair).
+# (Were the later weights not zero, every hidden unit would still get the same
+# gradient and stay identical to the others: the symmetry problem.)
+ZEROS_WARNING = (
+    "--init zeros starts every weight at 0: the hidden units all output 0, so no weight "
+    "gets a gradient and the model learns nothing (it stays at chance, 0.5 for a pair)"
+)
 
 
 def init_weights(fan_in: int, fan_out: int, scheme: str = "kaiming", std: float = 1.0) -> Tensor:

@@ -228,8 +228,12 @@ class MeanClassifier(Module):
             self.means[k] = members.mean(dim=0)
         return self
 
+    def distances(self, x: Tensor) -> Tensor:
+        """x: (B, 784). d_k(x) for each class k, (B, C): the RMSE to each mean image."""
+        return torch.cdist(x, self.means.to(x)) / x.shape[1] ** 0.5  # (B, C)
+
     def forward(self, x: Tensor) -> Tensor:
-        d = torch.cdist(x, self.means.to(x)) / x.shape[1] ** 0.5  # (B, C) RMSE to each mean
+        d = self.distances(x)  # (B, C)
         if self.binary:
             return (d[:, 1] - d[:, 0]).unsqueeze(1)  # (B, 1)
         return -d  # (B, C)

@@ -387,6 +387,7 @@ def plot_lr_find(result: LRFind, path: str | Path) -> Path:
 def plot_comparison(result: Comparison, path: str | Path) -> Path:
     """Validation accuracy against epochs and against wall time, one line per value."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from groundup.show.figures import save_figure
 
@@ -397,6 +398,7 @@ def plot_comparison(result: Comparison, path: str | Path) -> Path:
         by_epoch.plot([p["epoch"] for p in points], acc, marker=".", label=label)
         by_time.plot([p["seconds"] for p in points], acc, marker=".", label=label)
     by_epoch.set_xlabel("epoch")
+    by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
     by_time.set_xlabel("seconds of training")
     by_epoch.set_ylabel("validation accuracy")
     by_epoch.set_title(f"by epoch ({result.setting})")

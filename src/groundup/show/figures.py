@@ -28,6 +28,7 @@ Inputs are tensors or numpy arrays; the figures never change the model.
 
 from __future__ import annotations
 
+import html
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -54,7 +55,10 @@ STEPS: tuple[tuple[str, str], ...] = (
 )
 FORMATS = ("png", "svg")
 DIVERGING = "RdBu"  # weights: blue is positive, red negative, white zero
-INK = "Greys"  # digits: 0 is white paper, 1 (or 255) black ink, as the article shows them
+# Pictures of the data keep MNIST's own convention everywhere, as `data show --png`
+# does: white ink on a black background (0 black, 255 or 1.0 white), and say so.
+INK = "gray"
+INK_NOTE = "as MNIST stores it: white ink (255) on black (0)"
 SIDE = 28  # an MNIST image is 28x28 pixels
 
 
@@ -127,11 +131,21 @@ def digit_figure(image: Any, title: str = "", size: float = 3.0) -> Figure:
     """One image as the model sees it: (784,) or (28, 28), values in [0, 1] or 0-255."""
     fig = _new_figure(size, size)
     ax = fig.add_subplot()
-    ax.imshow(as_image(image), cmap=INK, interpolation="nearest")
+    ax.imshow(as_image(image), cmap=INK, vmin=0, vmax=_ink_max(image), interpolation="nearest")
     _hide_axes(ax)
     if title:
         ax.set_title(title)
+    _ink_caption(fig)
     return fig
+
+
+def _ink_max(image: Any) -> float:
+    """The full-ink value: 1.0 on the model's [0, 1] scale, 255 for stored bytes."""
+    return 1.0 if float(np.max(to_numpy(image))) <= 1.0 else 255.0
+
+
+def _ink_caption(fig: Figure) -> None:
+    fig.text(0.5, 0.005, INK_NOTE, ha="center", va="bottom", fontsize=7, color="#555")
 
 
 GAP = 9  # pixels between the images of a grid, room for a caption above each
@@ -183,10 +197,13 @@ def digits_figure(
         raise UsageError("there are no images to draw")
     rows, cols = _grid_shape(len(imgs), max_cols)
     width = 1.3 * cols + 0.2
-    fig = _new_figure(max(width, 3.5) if title else width, 1.45 * rows + (0.4 if title else 0))
+    # + 0.2 in: room for the note on the ink
+    fig = _new_figure(max(width, 3.5) if title else width,
+                      1.45 * rows + (0.4 if title else 0) + 0.2)
     _image_grid(fig.add_subplot(), imgs, titles, max_cols, INK, fontsize=8)
     if title:
         fig.suptitle(title)
+    _ink_caption(fig)
     return fig
 
 
@@ -199,25 +216,31 @@ def _pixel_values(image: Any) -> np.ndarray:
 
 
 def pixel_table_html(
-    image: Any, rows: tuple[int, int] = (0, SIDE), cols: tuple[int, int] = (0, SIDE)
+    image: Any, rows: tuple[int, int] = (0, SIDE), cols: tuple[int, int] = (0, SIDE),
+    title: str = "",
 ) -> str:
     """The image as an HTML table of its pixel values 0-255, each cell shaded by value.
 
-    The article shows `df.style.background_gradient('Greys')`: 0 is white, 255 black.
+    Each cell is shaded as MNIST stores the pixel, as every picture of the data is
+    (INK): 0 black, 255 white. (The article's pandas table shades the other way.)
     `rows` and `cols` choose a window, as the article's `im3_t[4:15, 4:22]` does.
-    Inline styles only, so the table can be pasted into any page.
+    `title` becomes the table's caption. Inline styles only, so the table can be
+    pasted into any page.
     """
     values = _pixel_values(image)[rows[0] : rows[1], cols[0] : cols[1]]
     cell = "min-width:2.6em;height:1.4em;text-align:center;padding:0 1px;font:10px monospace"
     out = ['<table class="pixels" style="border-collapse:collapse">']
+    if title:
+        out.append('<caption style="font:bold 13px sans-serif;text-align:left;padding:4px 0">'
+                   f"{html.escape(title)}</caption>")
     out.append("<tr><th></th>")
     out += [f'<th style="{cell};color:#888">{c}</th>' for c in range(cols[0], cols[1])]
     out.append("</tr>")
     for r, row in zip(range(rows[0], rows[0] + len(values)), values, strict=True):
         out.append(f'<tr><th style="{cell};color:#888">{r}</th>')
         for v in row:
-            shade = 255 - int(v)  # Greys: more ink, darker cell
-            text = "#fff" if v > 127 else "#000"
+            shade = int(v)  # more ink, lighter cell, as MNIST stores it
+            text = "#000" if v > 127 else "#fff"
             bg = f"rgb({shade},{shade},{shade})"
             out.append(f'<td style="{cell};background:{bg};color:{text}">{v}</td>')
         out.append("</tr>")
@@ -236,7 +259,7 @@ def pixel_table_figure(
     ax.imshow(values, cmap=INK, vmin=0, vmax=255, interpolation="nearest", aspect="auto")
     for (r, c), v in np.ndenumerate(values):
         ax.text(c, r, str(v), ha="center", va="center", fontsize=6,
-                color="white" if v > 127 else "black")
+                color="black" if v > 127 else "white")
     ax.set_xticks(range(w), [str(c) for c in range(cols[0], cols[1])], fontsize=6)
     ax.set_yticks(range(h), [str(r) for r in range(rows[0], rows[1])], fontsize=6)
     ax.tick_params(length=0)
@@ -317,12 +340,16 @@ def descent_figure(x0: float = 1.5, lr: float = 0.2, steps: int = 6) -> Figure:
     grid = np.linspace(-reach, reach, 200)
     ax.plot(grid, grid**2, color="#888", label="y = x²")
     half = reach / 5  # each tangent is drawn this far either side of its point
+    last = len(xs) - 2  # the step being taken now: its tangent is drawn in full
     for k, x in enumerate(xs[:-1]):
         slope = 2 * x
         seg = np.array([x - half, x + half])
-        ax.plot(seg, x**2 + slope * (seg - x), color="tab:orange", lw=1.5,
-                label="tangent (slope 2x)" if k == 0 else None)
-        if k < 4:  # later labels would pile up near the bottom
+        # earlier tangents fade, so that they do not hide the steps
+        ax.plot(seg, x**2 + slope * (seg - x), color="tab:orange",
+                lw=1.8 if k == last else 1.0, alpha=1.0 if k == last else 0.15,
+                label="tangent at the current step (slope 2x); earlier ones faded"
+                if k == last else None)
+        if k in (0, last):  # the first slope and the current one; the rest would pile up
             ax.annotate(f"slope {slope:.2f}", (x, x**2), xytext=(8, -14),
                         textcoords="offset points", fontsize=8, color="tab:orange")
         ax.annotate("", xy=(xs[k + 1], xs[k + 1] ** 2), xytext=(x, x**2),
@@ -375,8 +402,11 @@ def curves_figure(history: Sequence[Mapping[str, Any]], title: str = "") -> Figu
         if key in history[0]:
             ax_acc.plot(epochs, [row[key] for row in history], marker=".", label=label)
     ax_acc.set_title("accuracy")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
         ax.legend()
         ax.grid(alpha=0.3)
     if title:
@@ -460,19 +490,47 @@ def weights_figure(weights: Any, digits: Sequence[int], bias: Any = None) -> Fig
 
 
 def _draw_neurons(fig: Figure | SubFigure, w1: np.ndarray, w2: np.ndarray | None,
-                  max_neurons: int, title: str = "") -> None:
-    n = min(w1.shape[1], max_neurons)
-    maps = w1[:, :n].T.reshape(n, SIDE, SIDE)  # neuron j's weights as an image
-    if w2 is None or w2.shape[1] != 1:
-        captions = [f"{j}" for j in range(n)]
+                  max_neurons: int, title: str = "", moved: np.ndarray | None = None) -> None:
+    """The first `max_neurons` neurons of w1 (784, H), or with `moved` (H,), each
+    neuron's distance from its initial weights, the ones that moved most, in order."""
+    total = w1.shape[1]
+    n = min(total, max_neurons)
+    order = np.arange(n) if moved is None else np.argsort(-moved, kind="stable")[:n]
+    maps = w1[:, order].T.reshape(n, SIDE, SIDE)  # neuron j's weights as an image
+    if moved is not None:
+        captions = [f"{j}: moved {moved[j]:.2f}" for j in order]
+    elif w2 is None or w2.shape[1] != 1:
+        captions = [f"{j}" for j in order]
     else:
-        captions = [f"{j}: {w2[j, 0]:+.2f}" for j in range(n)]
+        captions = [f"{j}: {w2[j, 0]:+.2f}" for j in order]
     # each neuron on its own scale, so that its pattern shows whatever its size
-    _image_grid(fig.add_subplot(), maps, captions, 6, DIVERGING, symmetric=True)
-    title = title or f"first layer: what each of {n} neurons looks for"
-    if w2 is not None and w2.shape[1] == 1:
-        title += " (caption: its weight in the output)"
-    fig.suptitle(title, fontsize=10)
+    ax = fig.add_subplot()
+    _image_grid(ax, maps, captions, 6, DIVERGING, symmetric=True, fontsize=6)
+    if not title:
+        if moved is not None:
+            which = "all" if n == total else f"the {n} of {total}"
+            title = (f"first layer: {which} neurons, those that moved most from their start "
+                     "first (caption: neuron, distance moved)")
+        else:
+            which = f"all {n}" if n == total else f"neurons 0-{n - 1} of {total}"
+            title = f"first layer: what each neuron looks for ({which})"
+            if w2 is not None and w2.shape[1] == 1:
+                title += "; caption: its weight in the output"
+    fig.suptitle(title, fontsize=9)
+    _neuron_colour_bar(fig, ax)
+
+
+def _neuron_colour_bar(fig: Figure | SubFigure, ax: Axes) -> None:
+    """The scale of the neuron maps: each is drawn on its own, ±(its largest |weight|)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(Normalize(-1, 1), DIVERGING), ax=ax, shrink=0.6,
+                       orientation="horizontal", pad=0.02, aspect=40)
+    bar.set_ticks([-1, 0, 1], labels=["−max", "0", "+max"])
+    bar.set_label("weight ÷ the neuron's largest |weight|: blue, ink there excites the "
+                  "neuron; red, it inhibits", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
 
 
 def neurons_figure(w1: Any, w2: Any = None, max_neurons: int = 30, title: str = "") -> Figure:
@@ -502,10 +560,16 @@ def _draw_layer2(ax: Axes, w2: np.ndarray, digits: Sequence[int]) -> None:
         ax.set_title("second layer")
     else:
         s = float(np.abs(w2).max()) or 1.0
-        ax.imshow(w2, cmap=DIVERGING, vmin=-s, vmax=s, aspect="auto", interpolation="nearest")
-        ax.set_ylabel("hidden neuron")
-        ax.set_xlabel("output")
+        im = ax.imshow(w2, cmap=DIVERGING, vmin=-s, vmax=s, aspect="auto",
+                       interpolation="nearest")
+        ax.set_ylabel(f"hidden neuron (all {len(w2)})")
+        if len(digits) == w2.shape[1]:  # the output layer: one column per class
+            ax.set_xticks(range(len(digits)), [str(d) for d in digits])
+            ax.set_xlabel("output")
+        else:
+            ax.set_xlabel(f"unit of the next layer ({w2.shape[1]})")
         ax.set_title("second layer weights")
+        ax.figure.colorbar(im, ax=ax, label="weight: blue excites the unit it feeds, red inhibits")
 
 
 def layer2_figure(w2: Any, digits: Sequence[int] = (2, 9)) -> Figure:
@@ -543,16 +607,28 @@ def hidden_layers(model: Any) -> tuple[Any, Any]:
     return linears[0], linears[1]
 
 
-def layers_figure(model: Any, digits: Sequence[int] = (2, 9), max_neurons: int = 30) -> Figure:
+def layers_figure(
+    model: Any, digits: Sequence[int] = (2, 9), max_neurons: int = 30, init: Any = None
+) -> Figure:
     """simple_net's two layers: the first layer's neurons as images, and the second
-    layer's weight on each of them."""
+    layer's weight on each of them.
+
+    With `init`, the model before training, each neuron's caption gives how far its
+    weights moved from their start, ||w1[:, j] - w1_init[:, j]||, and the neurons are
+    ordered by it: on little data many neurons still show mostly their random start,
+    and this shows which ones learned.
+    """
     first, second = hidden_layers(model)
     w1, _ = linear_weights(first)
     w2, _ = linear_weights(second)
+    moved = None
+    if init is not None:
+        w1_0, _ = linear_weights(hidden_layers(init)[0])
+        moved = np.linalg.norm(w1 - w1_0, axis=0)  # (H,)
     rows, cols = _grid_shape(min(w1.shape[1], max_neurons), 6)
-    fig = _new_figure(1.25 * cols + 3.6, max(1.35 * rows + 0.4, 4))
+    fig = _new_figure(1.25 * cols + 3.6, max(1.45 * rows + 1.0, 4))
     left, right = fig.subfigures(1, 2, width_ratios=[1.25 * cols, 3.4])
-    _draw_neurons(left, w1, w2, max_neurons)
+    _draw_neurons(left, w1, w2, max_neurons, moved=moved)
     _draw_layer2(right.add_subplot(), w2, digits)
     return fig
 
@@ -589,9 +665,10 @@ def activations_figure(
     n_panels = len(acts) + 1  # the image, each layer, the probabilities
     fig = _new_figure(min(3.0 * n_panels, 18), 3.2)
     axes = fig.subplots(1, n_panels, width_ratios=[1] + [1.6] * (n_panels - 1))
-    axes[0].imshow(as_image(acts[0][1]), cmap=INK, interpolation="nearest")
+    axes[0].imshow(as_image(acts[0][1]), cmap=INK, vmin=0, vmax=_ink_max(acts[0][1]),
+                   interpolation="nearest")
     _hide_axes(axes[0])
-    axes[0].set_title("input", fontsize=9)
+    axes[0].set_title("input (white ink\non black, as MNIST)", fontsize=8)
     for ax, (name, v) in zip(axes[1:-1], acts[1:], strict=True):
         ax.bar(np.arange(len(v)), v, color=np.where(v > 0, "tab:blue", "tab:red"))
         ax.axhline(0, color="#555", lw=0.6)

@@ -268,13 +268,15 @@ def _data_section(view: RunView) -> str:
     return _section("data", (
         f"<p>Source <code>{_e(view.raw.name)}</code> ({_e(view.raw.origin)}). Each image is "
         "28×28 pixels, flattened into a row of 784 numbers and divided by 255, so the model "
-        "sees values between 0 (paper) and 1 (ink).</p>"
+        "sees values between 0 (the black background) and 1 (white ink): every picture of "
+        "the data here keeps MNIST's own white ink on black.</p>"
         + pair
         + _table(rows, ["digit", "train images", "valid images"])
         + _img(grid, "examples from the training set")
         + f"<p>The first image above, a {digits[0]}, as the numbers a computer stores "
-        "(0 to 255, darker where there is more ink):</p>"
-        + pixel_table_html(first)
+        "(0 to 255, lighter where there is more ink):</p>"
+        + pixel_table_html(first, title=f"the pixels of a {digits[0]}: 0 is the black "
+                           "background, 255 full white ink")
     ))
 
 

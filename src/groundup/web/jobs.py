@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("groundup.web")
 
 
+# The states a run ends in; from them only Reset (or new settings) trains again.
+ENDED = ("done", "stopped", "failed")
+
+
 class JobConflict(UsageError):
     """The request does not fit the run's state (HTTP 409): e.g. start while one runs."""
 
@@ -221,6 +225,12 @@ class TrainingJob:
         if value is None:
             raise UsageError("lr must be a number above 0")
         with self._lock:
+            if self.state in ENDED:
+                # the next run takes its rate from its settings: a 200 here changed nothing
+                raise JobConflict(
+                    f"the run has ended ({self.state}): a new learning rate changes a run in "
+                    "progress; to train again with it, set it and press Reset"
+                )
             if self.live is not None:
                 self.live.set_lr(value)
             schedule = self.trained.config.schedule if self.trained else "constant"
