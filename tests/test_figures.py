@@ -310,6 +310,7 @@ def test_importing_figures_does_not_import_matplotlib():
 
 def test_layers_figure_orders_neurons_by_distance_moved_and_has_scales():
     import torch
+
     from groundup.learn.models import simple_net
 
     torch.manual_seed(0)
