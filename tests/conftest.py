@@ -29,6 +29,9 @@ def pytest_configure(config: pytest.Config) -> None:
     threads and 0.12-0.18 s with one. Subprocesses (the CLI tests) inherit the setting.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # The width trap is decided by timing two products once per machine: tests must not
+    # depend on timing, so they run unpadded unless a test sets GROUNDUP_PAD_OUTPUT itself.
+    os.environ.setdefault("GROUNDUP_PAD_OUTPUT", "0")
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
