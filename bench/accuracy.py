@@ -15,7 +15,10 @@ start-up, loading the data, training and saving are all in the time. The goals
                                                       cnn >= 91.5%
 
 `mean`, the pixel-similarity baseline, has no goal: it is the number to beat.
-Prints a table, writes bench/accuracy.json, and exits 1 if a goal is missed.
+Beside the wall time, each row gives the run's training FLOPs (model.json's `compute`:
+3 × forward FLOPs per image × training images × epochs, see groundup.learn.compute)
+and the threads it used. Prints a table, writes bench/accuracy.json, and exits 1 if a
+goal is missed.
 
 This machine is shared, and a time says as much about the neighbours as about us:
 with torch's two threads on two busy cores, the same Fashion-MNIST `net` run took
@@ -92,12 +95,15 @@ def run_one(goal: Goal, out_dir: Path, smoke: bool) -> dict[str, Any]:
         row.update(ok=False, error=proc.stderr.strip().splitlines()[-1:] or ["failed"])
         return row
     result = json.loads(proc.stdout)
-    config = json.loads((run_dir / "model.json").read_text())["config"]
+    meta = json.loads((run_dir / "model.json").read_text())
+    config = meta["config"]
     row.update(
         accuracy=result["final"]["accuracy"],
         valid_loss=result["final"]["valid_loss"],
         train_seconds=round(sum(e["seconds"] for e in result["epochs"]), 1),
         epochs=len(result["epochs"]),
+        training_flops=meta["compute"]["training_flops"],
+        threads=config.get("threads"),
         settings={
             k: config[k] for k in ("hidden", "opt", "lr", "schedule", "batch_size", "augment")
         },  # fmt: skip
@@ -133,9 +139,12 @@ def print_table(rows: list[dict[str, Any]], smoke: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from groundup.learn.compute import flops_text
+
     table = Table(title="ten classes, default settings" + (" (smoke: 1 epoch)" if smoke else ""))
     for name, justify in [("data", "left"), ("model", "left"), ("settings", "left"),
                           ("valid acc", "right"), ("goal", "right"), ("run time", "right"),
+                          ("training FLOPs", "right"), ("threads", "right"),
                           ("load", "right"), ("", "left")]:  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in rows:
@@ -145,7 +154,9 @@ def print_table(rows: list[dict[str, Any]], smoke: bool) -> None:
         acc = f"{r['accuracy']:.2%}" if "accuracy" in r else "error: " + " ".join(r["error"])
         table.add_row(
             r["data"], r["model"], settings_text(r), acc, goal, _time_text(r),
-            f"{r['load_average']:.1f}", "ok" if r["ok"] else "MISSED",
+            flops_text(r["training_flops"]) if "training_flops" in r else "-",
+            str(r.get("threads", "-")), f"{r['load_average']:.1f}",
+            "ok" if r["ok"] else "MISSED",
         )  # fmt: skip
     Console(highlight=False, width=140).print(table)
 

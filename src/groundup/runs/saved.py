@@ -127,6 +127,7 @@ def save_run(run_dir: str | Path, trained: TrainedRun) -> Path:
             "python": platform.python_version(),
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "compute": run_compute(trained),
         **(trained.extra or {}),
     }
     files = {WEIGHTS: save(state), META: (json.dumps(meta, indent=2) + "\n").encode()}
@@ -142,6 +143,20 @@ def save_run(run_dir: str | Path, trained: TrainedRun) -> Path:
     except OSError as err:
         raise RunError(f"cannot save the run to {run_dir}: {err.strerror or err}") from None
     return run_dir
+
+
+def run_compute(trained: TrainedRun) -> dict[str, int]:
+    """What the run cost to train, counted from its model's shapes (learn/compute.py)."""
+    from groundup.learn.compute import forward_flops, training_flops
+
+    n_train = len(trained.learner.dls.train.dataset)
+    epochs = len(trained.history)
+    return {
+        "forward_flops_per_image": forward_flops(trained.model, trained.spec.n_in),
+        "train_images": n_train,
+        "epochs": epochs,
+        "training_flops": training_flops(trained.model, n_train, epochs, trained.spec.n_in),
+    }
 
 
 def check_run_dir_writable(run_dir: str | Path) -> None:
