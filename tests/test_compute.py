@@ -38,3 +38,13 @@ def test_counting_leaves_the_model_in_training_mode():
 )
 def test_flops_text(flops, text):
     assert flops_text(flops) == text
+
+
+def test_a_padded_output_layer_is_counted_at_its_real_width(monkeypatch):
+    from groundup.learn.widths import OVERRIDE, pad_output_layer
+
+    monkeypatch.setenv(OVERRIDE, "1")
+    model = mlp((32,), n_out=10)
+    assert pad_output_layer(model)
+    assert forward_flops(model) == 2 * (784 * 32 + 32 * 10)
+    assert model.layers[-1].pad_to == 16  # and the padding is back afterwards

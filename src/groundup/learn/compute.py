@@ -38,14 +38,15 @@ def forward_flops(model: Any, n_in: int = 784) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     from groundup.learn.models import MeanClassifier
+    from groundup.learn.widths import unpadded
 
     if isinstance(model, MeanClassifier):
         return 0  # distances, not learned products: see training_flops
     was_training = getattr(model, "training", True)
     if hasattr(model, "eval"):
         model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    try:  # the real shapes, not the wider product of a padded output layer (widths.py)
+        with torch.no_grad(), unpadded(model), FlopCounterMode(display=False) as counter:
             model(torch.zeros(1, n_in))
     finally:
         if hasattr(model, "train"):

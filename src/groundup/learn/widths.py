@@ -24,6 +24,8 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,15 +137,35 @@ def padding_pays() -> bool:
     return bool(decision()["pays"])
 
 
+def _output_layer(model: Any) -> Any:
+    from groundup.learn.models import Sequential
+
+    return model.layers[-1] if isinstance(model, Sequential) else model
+
+
+@contextmanager
+def unpadded(model: Any) -> Iterator[Any]:
+    """`model` computing at its real width for a while: counting its FLOPs, say."""
+    last = _output_layer(model)
+    pad_to = getattr(last, "pad_to", 0)
+    if pad_to:
+        last.pad_to = 0
+    try:
+        yield model
+    finally:
+        if pad_to:
+            last.pad_to = pad_to
+
+
 def pad_output_layer(model: Any) -> bool:
     """Pad `model`'s last layer if it is a groundup `Linear` whose width is not a
     multiple of PAD_TO, and padding pays here. Returns whether it was padded.
 
     Only more than one output is padded (a pair's single score is another shape), and only
     groundup's own layers (the cnn is torch.nn, and its time is in its convolutions)."""
-    from groundup.learn.models import Linear, Sequential
+    from groundup.learn.models import Linear
 
-    last = model.layers[-1] if isinstance(model, Sequential) else model
+    last = _output_layer(model)
     if not isinstance(last, Linear):
         return False
     n_out = last.weight.shape[1]
