@@ -276,7 +276,11 @@ def cnn(
     for layer in net:
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             _init_torch_layer(layer, init, std)
-    return net
+    # Speed only: filters stored channels-last (each pixel's channels side by side) let
+    # the CPU's convolution kernels (oneDNN) skip reordering them at every call; the
+    # numbers are the same up to float rounding. Measured 1.3-1.45x faster per epoch on
+    # the sample (docs/benchmarks.md).
+    return net.to(memory_format=torch.channels_last)
 
 
 def _init_torch_layer(layer: Any, scheme: str, std: float) -> None:
