@@ -161,13 +161,22 @@ def run(ctx: Any) -> list[dict[str, Any]]:
     d = widths.decision(refresh=True)
     rows.append(
         ctx.row(
-            f"width-trap decision: {d['shape']}, narrow ÷ padded",
+            f"width-trap decision, bare products: {d['shape']}, narrow ÷ padded",
             d["narrow_s"] / d["padded_s"],
             ours_s=d["narrow_s"],
             base_s=d["padded_s"],
+            note="the trap itself; groundup decides on the next row",
+        )
+    )
+    rows.append(
+        ctx.row(
+            "width-trap decision, the layer's forward + backward: plain ÷ padded",
+            d["layer_s"] / d["layer_padded_s"],
+            ours_s=d["layer_s"],
+            base_s=d["layer_padded_s"],
             note=("pads" if d["pays"] else "does not pad")
             + f" the ten-class output layer on {widths.machine_key()} "
-            f"(padding must be {widths.MARGIN:g}× faster)",
+            f"(the padded layer must be {widths.MARGIN:g}× faster)",
         )
     )
     finals: dict[str, list[Tensor]] = {}
