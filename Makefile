@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-dev
 
 ESLINT := node_modules/.bin/eslint
 
-.PHONY: demo test bench accuracy lint system-deps clean help
+.PHONY: demo test bench bench-gpu accuracy lint system-deps clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -52,6 +52,11 @@ bench: $(STAMP) system-deps  ## the speed suite: ratios measured side by side
 	@$(BIN)/python -c "import fastai" 2>/dev/null || $(PIP) install --quiet --no-deps \
 		-c constraints.txt fastai==2.8.12 || echo "note: fastai not installed; its figures are skipped"
 	$(BIN)/python bench/run.py
+
+# A GPU machine brings its own CUDA build of torch: this target uses the venv's Python
+# when there is one, else the system's, and never installs torch (whose pin is the CPU build)
+bench-gpu:  ## GPU speed: s/epoch, time to accuracy, kernel share (without a GPU: says so, exits 0)
+	PYTHONPATH=src $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) bench/gpu.py
 
 accuracy: $(STAMP) system-deps  ## check the default settings reach the accuracy goals
 	$(BIN)/python bench/accuracy.py

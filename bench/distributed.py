@@ -69,7 +69,6 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
     """Train, timing `fit` after one warm-up epoch; rank 0 writes the figures to `out`."""
     import torch
 
-    import groundup.learn.learner
     from groundup import distributed
     from groundup.runs.config import TrainConfig
     from groundup.runs.training import make_learner
@@ -80,7 +79,7 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
     if world_size > 1:
         distributed.init_distributed(who, "cpu", timeout_s=120)
     exchange = [0.0]  # seconds spent in all_reduce_gradients on this worker
-    reduce = groundup.learn.learner.all_reduce_gradients
+    reduce = distributed.all_reduce_gradients
 
     def timed_reduce(params: Any, n_rows: int) -> int:
         start = time.perf_counter()
@@ -88,7 +87,7 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
         exchange[0] += time.perf_counter() - start
         return total
 
-    groundup.learn.learner.all_reduce_gradients = timed_reduce
+    distributed.all_reduce_gradients = timed_reduce  # what the DataParallel callback calls
     try:
         config = TrainConfig(data=data, **SETTINGS)
         learn = make_learner(config, rank=rank, world_size=world_size)

@@ -213,3 +213,21 @@ def test_threads_bench_smoke_row_names_threads_and_load(monkeypatch: pytest.Monk
     row = threads.one_run("sample", "net", 2, False, Path("unused"), [])
     assert calls == ["2"]
     assert row["threads"] == 2 and row["accuracy"] == 0.9 and "load_average" in row
+
+
+def test_bench_gpu_without_a_gpu_says_so_and_exits_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make bench-gpu` on a machine without CUDA (here made so, also on a GPU machine):
+    one clear line, exit 0, no row measured."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu", BENCH / "gpu.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert module.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("bench-gpu: no CUDA GPU here") and out.count("\n") == 1
+    assert "nothing to measure" in out and module.cpu_model() in out

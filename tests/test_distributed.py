@@ -165,7 +165,7 @@ def _spawned_worker(rank: int, port: int, out_dir: str) -> None:
     """One of two workers: the hand-worked all-reduce cases, then every scenario."""
     from safetensors.torch import save_file
 
-    from groundup.learn.optim import all_reduce_gradients
+    from groundup.distributed import all_reduce_gradients
     from groundup.runs.training import make_run
 
     torch.set_num_threads(1)
@@ -211,7 +211,7 @@ def _gradient(model: Any, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0) 
 
 def _ddp_gradients(rank: int) -> dict[str, list[float]]:
     """Worker 0 holds row 0, worker 1 rows 1-2: the gradient each way of combining."""
-    from groundup.learn.optim import all_reduce_gradients
+    from groundup.distributed import all_reduce_gradients
 
     net, x, y = _toy_problem()
     rows = slice(0, 1) if rank == 0 else slice(1, 3)

@@ -297,3 +297,59 @@ def test_repr_html_before_and_after_fit(dls_pair):
     assert f"<td>{learn.history[-1]['accuracy']:.4f}</td>" in html
     assert "3 epochs trained" in html
     assert not math.isnan(learn.valid_loss)
+
+
+# -- the epoch kept on the device, read back once -----------------------------------------------
+
+
+def test_first_divergent_batch_decides_what_diverged():
+    from groundup.learn.learner import first_divergent_batch
+
+    assert first_divergent_batch([0.7, 0.5, 0.4]) is None
+    assert first_divergent_batch([]) is None
+    assert first_divergent_batch([0.7, float("nan"), float("inf")]) == 1
+    assert first_divergent_batch([0.7, 0.5, float("-inf")]) == 2
+
+
+def test_divergence_names_the_rate_of_the_batch_that_diverged(dls_pair):
+    """The guard looks once per epoch, but names the rate the bad batch stepped with,
+    not the rate a schedule had reached by the end of the epoch."""
+
+    class RisingRate:
+        def before_batch(self, learn):
+            learn.opt.lr = 0.1 * (learn.batch + 1)
+
+    torch.manual_seed(0)
+    learn = Learner(dls_pair, simple_net(), loss_func=nan_at(epoch=1, batch=3), cbs=[RisingRate()])
+    with pytest.raises(DivergenceError, match=r"epoch 1, batch 3, with learning rate 0\.3:"):
+        learn.fit(2, 0.1)
+
+
+def test_a_fit_stopped_within_an_epoch_is_not_taken_for_divergence(dls_pair):
+    """Stopped after 2 of 4 batches (as the web page's stop button does): the epoch is
+    read over the batches it ran."""
+
+    class StopAtSecondBatch:
+        def after_batch(self, learn):
+            if learn.batch == 1:
+                learn.stop = True
+
+    seen = []
+
+    class Losses:
+        def after_batch(self, learn):
+            seen.append((learn.loss.item(), len(learn.yb)))
+
+    torch.manual_seed(0)
+    learn = Learner(dls_pair, linear_model(), cbs=[Losses(), StopAtSecondBatch()]).fit(3, 1.0)
+    assert len(learn.history) == 1 and len(learn.batch_rows) == 2
+    expected = sum(loss * n for loss, n in seen) / sum(n for _, n in seen)
+    assert learn.history[0]["train_loss"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_gpu_that_is_not_there_is_a_usage_error():
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(UsageError, match=f"cuda:99 was asked for, but PyTorch sees {count} CUDA"):
+        resolve_device("cuda:99")
+    with pytest.raises(UsageError, match="a GPU is named cuda or cuda:N"):
+        resolve_device("cuda:x")

@@ -38,6 +38,54 @@ def test_round_trip_gives_identical_predictions(tmp_path, pair_sets, spec):
     assert torch.allclose(probs[:, 0], torch.sigmoid(model(valid.x)[:, 0].detach()))
 
 
+def other_devices() -> list[str]:
+    """The devices a run can travel through here: "meta" (shapes without data, as a
+    stand-in for a GPU on a CPU-only machine) and CUDA where it is present."""
+    return ["meta"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("name", ["linear", "net", "cnn"])
+def test_saved_weights_cross_devices_and_come_back_the_same(tmp_path, pair_sets, name):
+    """Saved on the CPU, loaded onto another device and back: the same weights, the
+    same predictions and the same file. The file holds no device: a run trained on a
+    GPU loads on a CPU-only machine, and the other way round."""
+    from safetensors.torch import load_file
+
+    _, valid = pair_sets
+    spec = ModelSpec(name)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    config = TrainConfig(model=name)
+    save_model(tmp_path / "cpu", model, config)
+    saved = load_file(str(tmp_path / "cpu" / WEIGHTS))
+    for device in other_devices():
+        there = load_run(tmp_path / "cpu", device=device)
+        params = list(there.model.parameters())
+        assert params and all(p.device.type == device for p in params)
+        assert all(p.is_leaf and p.requires_grad for p in params)
+        # the model on the other device holds the file's shapes; from there, back home
+        back = there.model.to("cpu") if device != "meta" else build_model(spec)
+        if device == "meta":
+            for key, p in there.model.state_dict().items():
+                assert p.shape == saved[key].shape
+            back.load_state_dict(saved)  # what a CPU-only machine does with a GPU's file
+        save_model(tmp_path / device, back, config)
+        assert (tmp_path / device / WEIGHTS).read_bytes() == (
+            tmp_path / "cpu" / WEIGHTS
+        ).read_bytes()
+        with torch.no_grad():
+            assert torch.equal(load_run(tmp_path / device).model(valid.x), model(valid.x))
+
+
+def test_a_model_saved_from_another_device_is_saved_on_the_cpu(tmp_path):
+    """save_run moves the weights to the CPU itself: a model whose weights live on the
+    meta device has no data to save, and says so instead of writing an empty file."""
+    spec = ModelSpec("linear")
+    with pytest.raises(NotImplementedError, match="meta"):
+        save_model(tmp_path / "run", build_model(spec).to("meta"))
+    assert not (tmp_path / "run" / WEIGHTS).exists()
+
+
 def test_model_json_records_what_is_needed(linear_run):
     run_dir, history = linear_run
     # every run keeps the weights it started from, for the report

@@ -126,14 +126,14 @@ class DataLoader:
 
     A shuffled epoch draws one `randperm` from a generator seeded with a hash of
     (seed, epoch), so the same seed repeats the same batches, and each new pass
-    over the loader is a new shuffle. The last batch may be smaller, unless
-    `drop_last`.
+    over the loader is a new shuffle. The permutation is drawn where the data lives
+    (on a GPU, by the GPU's own generator), so a batch is one `index_select` on that
+    device and nothing is copied from the host per batch or per epoch. The last batch
+    may be smaller, unless `drop_last`.
 
-    For data-parallel training, `rank` and `world_size` give each worker a
-    disjoint shard of every epoch: all workers draw the same permutation, and
-    batch k of worker r holds rows [k*B + r*b, k*B + (r+1)*b) of it, where B is the
-    global batch size and b = B / world_size. So the union of the workers' k-th
-    batches is exactly the k-th batch a single process would see.
+    Data-parallel training wraps it in `groundup.distributed.ShardedLoader`, which
+    gives each worker its share of every batch through `epoch_order`, `batch_bounds`
+    and `rows`.
     """
 
     def __init__(
@@ -143,46 +143,50 @@ class DataLoader:
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
     ) -> None:
         batch_size = _batch_size(batch_size)
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise UsageError(f"rank {rank} is not within world size {world_size}")
         self.dataset = dataset
-        self.batch_size = batch_size  # the global batch size, over all workers
+        self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
-        self.rank = rank
-        self.world_size = world_size
         self.epoch = 0  # how many shuffled passes have begun
 
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def _order(self) -> Tensor | None:
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        order = self.epoch_order()
+        for start, stop in self.batch_bounds():
+            yield self.rows(order, start, stop)
+
+    def epoch_order(self) -> Tensor | None:
+        """This pass's permutation of the rows, (N,) int64 on the data's device, or None
+        when not shuffling. Each call begins a new pass (a new shuffle)."""
         if not self.shuffle:
             return None
-        gen = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
+        device = self.dataset.x.device
+        # CPU and CUDA draw on the data's device; others (MPS) on the CPU, then move
+        where = device if device.type in ("cpu", "cuda") else torch.device("cpu")
+        gen = torch.Generator(where).manual_seed(_epoch_seed(self.seed, self.epoch))
         self.epoch += 1
-        return torch.randperm(len(self.dataset), generator=gen).to(self.dataset.x.device)
+        return torch.randperm(len(self.dataset), generator=gen, device=where).to(device)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        x, y = self.dataset.x, self.dataset.y
-        order = self._order()
+    def batch_bounds(self) -> Iterator[tuple[int, int]]:
+        """(start, stop) of each batch, as positions in the epoch's order."""
         n, bs = len(self.dataset), self.batch_size
         for k in range(len(self)):
-            start, stop = k * bs, min((k + 1) * bs, n)
-            if self.world_size > 1:
-                start, stop = _shard(start, stop, self.rank, self.world_size)
-            if order is None:
-                yield x[start:stop], y[start:stop]  # views: no copy
-            else:
-                idx = order[start:stop]
-                # index_select gathers the same rows as x[idx], 2-5x faster on CPU
-                yield x.index_select(0, idx), y.index_select(0, idx)
+            yield k * bs, min((k + 1) * bs, n)
+
+    def rows(self, order: Tensor | None, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        """Rows [start, stop) of the epoch's order: views when unshuffled, else one
+        `index_select` per tensor (2-5x faster than x[idx] on the CPU)."""
+        x, y = self.dataset.x, self.dataset.y
+        if order is None:
+            return x[start:stop], y[start:stop]  # views: no copy
+        idx = order[start:stop]
+        return x.index_select(0, idx), y.index_select(0, idx)
 
     def __repr__(self) -> str:
         return (
@@ -207,15 +211,6 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(state[0] >> np.uint64(1))  # 63 bits: within torch's manual_seed range
 
 
-def _shard(start: int, stop: int, rank: int, world_size: int) -> tuple[int, int]:
-    """This worker's part of rows [start, stop): equal shares, the last batch split as
-    evenly as it goes (a worker may get one row fewer; none is padded or dropped)."""
-    n = stop - start
-    lo = start + (n * rank) // world_size
-    hi = start + (n * (rank + 1)) // world_size
-    return lo, hi
-
-
 @dataclass
 class DataLoaders:
     """The training and validation loaders, checked for normalisation on the way in."""
@@ -235,13 +230,11 @@ class DataLoaders:
         batch_size: int | str = BATCH_SIZE,
         seed: int = 0,
         source: str = "",
-        rank: int = 0,
-        world_size: int = 1,
     ) -> DataLoaders:
         """Shuffled training batches and ordered validation ones (see `set_batch_size`)."""
         dls = cls(
-            DataLoader(train, shuffle=True, seed=seed, rank=rank, world_size=world_size),
-            DataLoader(valid, shuffle=False, rank=rank, world_size=world_size),
+            DataLoader(train, shuffle=True, seed=seed),
+            DataLoader(valid, shuffle=False),
             source=source,
         )
         dls.set_batch_size(batch_size)
@@ -326,8 +319,6 @@ def load_data(
     digits: Sequence[int] | Sequence[str] | str | None = (2, 9),
     batch_size: int | str = BATCH_SIZE,
     seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
     raw: RawData | None = None,
 ) -> DataLoaders:
     """Load a source (`sample`, `mnist`, a folder, ...) and make checked loaders.
@@ -347,6 +338,4 @@ def load_data(
     require_digits(raw, digits)
     train = Dataset(*to_tensors(raw.train_images, raw.train_labels, digits), digits, "train")
     valid = Dataset(*to_tensors(raw.valid_images, raw.valid_labels, digits), digits, "valid")
-    return DataLoaders.from_datasets(
-        train, valid, batch_size, seed, source=raw.name, rank=rank, world_size=world_size
-    )
+    return DataLoaders.from_datasets(train, valid, batch_size, seed, source=raw.name)

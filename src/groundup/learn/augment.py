@@ -47,7 +47,7 @@ def random_affine(
     angle ~ U(-degrees, degrees), dx, dy ~ U(-shift, shift) pixels,
     scale ~ U(1 - scale, 1 + scale). A pixel is 2 / 28 in grid coordinates.
     """
-    u = torch.rand(n, 4, generator=generator) * 2 - 1  # (n, 4) in [-1, 1)
+    u = torch.rand(n, 4, generator=generator, device=generator.device) * 2 - 1  # (n, 4) in [-1, 1)
     angle = u[:, 0] * math.radians(degrees)  # (n,)
     dx, dy = (u[:, 1] * shift * 2 / SIDE), (u[:, 2] * shift * 2 / SIDE)  # (n,) each
     zoom = 1 + u[:, 3] * scale  # (n,)
@@ -87,6 +87,9 @@ class Augment:
         xb = learn.xb  # (B, 784)
         if xb.ndim != 2 or xb.shape[1] != SIDE * SIDE:
             return  # not 28x28 images: leave the batch alone
+        if self.generator.device != xb.device and xb.device.type == "cuda":
+            # draw where the batch is: no copy from the host per batch
+            self.generator = torch.Generator(xb.device).manual_seed(self.seed)
         theta = random_affine(len(xb), self.generator, self.degrees, self.shift, self.scale)
         learn.xb = augment_batch(xb, theta)
 

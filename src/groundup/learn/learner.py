@@ -15,17 +15,25 @@
           opt.step()                                    step 5, step
           after_step
           opt.zero_grad()
-          after_batch
-        validate: loss and metrics over the whole validation set
+          after_batch                                   (the loss is kept, on the device)
+        validate: loss and metrics summed over the validation set, on the device
+        after_validate                                  (the epoch's sums, not yet read)
+        read the epoch back, once; the divergence guard
         after_epoch                                     step 7, a callback may stop
       after_fit
 
 A callback is any object with some of the methods named in `EVENTS` (`before_fit`,
 `before_batch`, `after_backward`, `after_epoch`, ...), each taking the learner.
-The `Recorder` that fills `learn.history` is one; so is the progress bar.
+The `Recorder` that fills `learn.history` is one; so is the progress bar; so is
+data-parallel training (`groundup.distributed.DataParallel`).
 A callback stops training by setting `learn.stop = True`.
 
-The divergence guard is built in: a NaN or infinite loss stops training with a
+Nothing inside an epoch waits for the device: each batch's loss, and the
+validation sums, stay where they were computed (on a GPU, the GPU runs ahead of
+Python), and the epoch is read back in one copy at its end.
+
+The divergence guard is built in: at the end of each epoch, the first batch whose
+loss diverged (`first_divergent_batch`: NaN or infinite) stops training with a
 `DivergenceError` naming the epoch, batch and learning rate, and the weights are
 put back as they were at the end of the last good epoch.
 """
@@ -41,10 +49,9 @@ import torch
 from torch import Tensor
 
 from groundup.data.tensors import DataLoader, DataLoaders
-from groundup.distributed import sum_across_workers
 from groundup.errors import DivergenceError, UsageError
 from groundup.learn.losses import batch_accuracy, mnist_loss
-from groundup.learn.optim import BasicOptim, all_reduce_gradients
+from groundup.learn.optim import BasicOptim
 
 EVENTS = (
     "before_fit",
@@ -55,6 +62,7 @@ EVENTS = (
     "after_backward",
     "after_step",
     "after_batch",
+    "after_validate",
     "after_epoch",
     "after_fit",
 )
@@ -66,6 +74,19 @@ def metric_name(metric: Metric) -> str:
     """`batch_accuracy` is reported as `accuracy`; other metrics by their own name."""
     name = getattr(metric, "__name__", type(metric).__name__)
     return name.removeprefix("batch_")
+
+
+def first_divergent_batch(losses: Sequence[float]) -> int | None:
+    """Which batch of an epoch diverged first (0-based), or None: the one place that
+    decides what counts as divergence, given the epoch's batch losses.
+
+    A loss diverges when it is not a finite number: NaN (inf - inf, 0 * inf) or
+    infinite. The weights it then steps to are broken, and every later loss with them.
+    """
+    for i, loss in enumerate(losses):
+        if not math.isfinite(loss):
+            return i
+    return None
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -86,7 +107,18 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
             raise UsageError("--device mps was asked for, but PyTorch sees no Apple GPU here")
     if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
         raise UsageError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # "cuda:x"
+        raise UsageError(f"unknown device {name!r}: a GPU is named cuda or cuda:N") from None
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.index >= count:
+            raise UsageError(
+                f"--device {name} was asked for, but PyTorch sees {count} CUDA GPU(s) here"
+                + (f": choose cuda:0 to cuda:{count - 1}" if count else "")
+            )
+    return device
 
 
 class Recorder:
@@ -115,36 +147,40 @@ class Recorder:
     def after_batch(self, learn: Learner) -> None:
         # keep the batch's outputs and score them all at once at the end of the epoch:
         # one metric call per epoch rather than per batch (a fifth of a small model's time)
-        if not self.train_metrics:
-            return
-        if learn.yb.shape[0]:  # a data-parallel worker's share of a last batch may be empty
+        if self.train_metrics:
             self.train_preds.append(learn.preds.detach())
             self.train_targets.append(learn.yb)
+
+    def after_validate(self, learn: Learner) -> None:
+        """Each metric over the epoch's training batches, added to the epoch's sums."""
+        if self.train_metrics and self.train_targets:
+            with torch.no_grad():
+                preds, targets = torch.cat(self.train_preds), torch.cat(self.train_targets)
+                names = tuple(f"train_{metric_name(m)}" for m in learn.metrics)
+                learn.sums[names] = summed([m(preds, targets) for m in learn.metrics], len(targets))
+        self.train_preds, self.train_targets = [], []
 
     def after_epoch(self, learn: Learner) -> None:
         row: dict[str, Any] = {"epoch": learn.epoch_count, "train_loss": round(learn.train_loss, 6)}
         if self.train_metrics:
-            row.update(self._train_scores(learn))
+            for m in learn.metrics:
+                key = f"train_{metric_name(m)}"
+                row[key] = round(learn.means.get(key, 0.0), 6)
         row["valid_loss"] = round(learn.valid_loss, 6)
         row.update({k: round(v, 6) for k, v in learn.valid_metrics.items()})
         row["seconds"] = round(time.perf_counter() - self.epoch_start, 4)
         learn.history.append(row)
 
-    def _train_scores(self, learn: Learner) -> dict[str, float]:
-        """Each metric over the epoch's training batches, weighted by their sizes."""
-        n = sum(len(t) for t in self.train_targets)
-        sums = [0.0] * len(learn.metrics)
-        if n:
-            with torch.no_grad():
-                preds, targets = torch.cat(self.train_preds), torch.cat(self.train_targets)
-                sums = [float(m(preds, targets)) * n for m in learn.metrics]
-        self.train_preds, self.train_targets = [], []
-        if learn.dls.train.world_size > 1:
-            n, *sums = sum_across_workers([n, *sums], learn.device)
-        return {
-            f"train_{metric_name(m)}": round(total / max(n, 1), 6)
-            for m, total in zip(learn.metrics, sums)
-        }
+
+def summed(means: Sequence[Tensor], rows: int) -> Tensor:
+    """Means over `rows` rows turned into sums, with the row count last:
+    K means -> (K + 1,) [mean_1 * rows, ..., mean_K * rows, rows], on their device.
+
+    Sums, not means, because sums add up, over batches and over data-parallel
+    workers; they are divided by their rows once, when the epoch is read back.
+    """
+    one = means[0].new_ones(())  # the row count rides in the same tensor: no copy
+    return torch.stack([*means, one]) * rows
 
 
 class Learner:
@@ -186,6 +222,14 @@ class Learner:
         self.train_loss = math.nan
         self.valid_loss = math.nan
         self.valid_metrics: dict[str, float] = {}
+        # the epoch as it is kept on the device, then read back once (see _read_epoch)
+        self.batch_losses: Tensor = torch.zeros(0)  # (n_batches,) each batch's loss
+        self.batch_rows: list[int] = []  # the rows in each batch
+        self.batch_lrs: list[float] = []  # the learning rate each batch stepped with
+        # sums over rows (`summed`), keyed by what they sum: {("valid_loss",
+        # "valid_accuracy"): (3,) [loss sum, accuracy sum, rows], ...}
+        self.sums: dict[tuple[str, ...], Tensor] = {}
+        self.means: dict[str, float] = {}  # each of them over its rows, read back
         self.xb: Any = None  # the current mini-batch, its predictions and loss (see above)
         self.yb: Any = None
         self.preds: Any = None
@@ -219,10 +263,8 @@ class Learner:
                 self._run("before_epoch")
                 self._train_epoch()
                 self._validate()
-                if not math.isfinite(self.valid_loss):
-                    # the epoch's last step broke the weights; without this check they
-                    # would be saved as the "last good" ones, or as the trained model
-                    self._diverged(self.valid_loss, "on the validation set")
+                self._run("after_validate")
+                self._read_epoch()
                 self.epoch_count += 1
                 self._keep_good()
                 self._run("after_epoch")
@@ -233,83 +275,94 @@ class Learner:
         return self
 
     def _train_epoch(self) -> None:
+        """Steps 2 to 5 on every mini-batch. Each batch's loss stays on the device:
+        nothing here waits for it (see `_read_epoch`)."""
+        assert self.opt is not None
         self._set_mode(True)
-        total, n = 0.0, 0
+        losses: list[Tensor] = []
+        self.batch_rows, self.batch_lrs = [], []
         for i, batch in enumerate(self.dls.train):
             self.batch, (self.xb, self.yb) = i, batch
             del batch  # the learner's attributes are the batch's only references (below)
             self._run("before_batch")  # may replace self.xb, self.yb (augmentation)
-            loss = self._one_batch(self.xb, self.yb)
-            b = self.xb.shape[0]  # rows in this batch (faster than len() on a tensor)
-            total += loss * b
-            n += b
+            self.batch_rows.append(self.xb.shape[0])  # (faster than len() on a tensor)
+            self.batch_lrs.append(self.opt.lr)  # the rate this batch steps with
+            losses.append(self._one_batch(self.xb, self.yb))
             self._run("after_batch")
             # let go of this batch before the loader cuts the next one, so that its
             # memory is reused rather than freshly mapped: 5% of a small model's epoch
             self.xb = self.yb = self.preds = self.loss = None
             if self.stop:
                 break
-        if self.dls.train.world_size > 1:  # data-parallel: the mean over every worker's rows
-            total, n = sum_across_workers([total, n], self.device)
-        self.train_loss = total / max(n, 1)
+        self.batch_losses = torch.stack(losses) if losses else torch.zeros(0, device=self.device)
 
-    def _one_batch(self, xb: Tensor, yb: Tensor) -> float:
-        """Steps 2 to 5 on one mini-batch; returns the batch's loss."""
+    def _one_batch(self, xb: Tensor, yb: Tensor) -> Tensor:
+        """Steps 2 to 5 on one mini-batch; returns the batch's loss, still on the device."""
         assert self.opt is not None
         self.xb, self.yb = xb, yb
-        if xb.shape[0] == 0 and self.dls.train.world_size > 1:
-            return self._empty_share()
         self.preds = self.model(xb)  # step 2
         self._run("after_pred")
         self.loss = self.loss_func(self.preds, yb)  # step 3
         self._run("after_loss")
-        value = self.loss.item()
-        if not math.isfinite(value):
-            self._diverged(value)
         if self.loss.requires_grad:  # False for a model fitted without gradients (`mean`)
             self.loss.backward()  # step 4
-            if self.dls.train.world_size > 1:  # data-parallel: the whole batch's gradient
-                all_reduce_gradients(self.opt.params, len(xb))
             self._run("after_backward")  # the only moment each p.grad can be seen
             self.opt.step()  # step 5
             self._run("after_step")
             self.opt.zero_grad()
-        return value
-
-    def _empty_share(self) -> float:
-        """This worker's share of a short last batch is empty (fewer rows than workers):
-        it adds a zero gradient to the others' and takes the same step."""
-        assert self.opt is not None
-        if any(p.requires_grad for p in self.opt.params):
-            all_reduce_gradients(self.opt.params, 0)
-            self.opt.step()
-            self.opt.zero_grad()
-        return 0.0
+        return self.loss.detach()
 
     def _validate(self) -> None:
-        self.valid_loss, self.valid_metrics = self.evaluate(self.dls.valid)
+        self.sums = dict([self._sums_over(self.dls.valid)])
+
+    def _read_epoch(self) -> None:
+        """Read the epoch back from the device in one copy (the one wait per epoch),
+        then guard: a diverged batch loss, or a validation loss that is not finite,
+        stops training with the last good epoch's weights put back."""
+        assert self.opt is not None
+        n = len(self.batch_losses)
+        values = torch.cat([self.batch_losses, *self.sums.values()]).tolist()
+        losses, self.means = values[:n], _means(self.sums, values[n:])
+        rows = sum(self.batch_rows)
+        self.train_loss = sum(x * b for x, b in zip(losses, self.batch_rows)) / max(rows, 1)
+        self.valid_loss = self.means.get("valid_loss", math.nan)
+        self.valid_metrics = {
+            metric_name(m): self.means.get(f"valid_{metric_name(m)}", 0.0) for m in self.metrics
+        }
+        bad = first_divergent_batch(losses)
+        if bad is not None:
+            self._diverged(losses[bad], f"batch {bad + 1}", self.batch_lrs[bad])
+        if not math.isfinite(self.valid_loss):
+            # the epoch's last step broke the weights; without this check they
+            # would be saved as the "last good" ones, or as the trained model
+            lr = self.batch_lrs[-1] if self.batch_lrs else self.opt.lr
+            self._diverged(self.valid_loss, "on the validation set", lr)
 
     def evaluate(self, dl: DataLoader) -> tuple[float, dict[str, float]]:
         """The loss and every metric over all of `dl`, each batch weighted by its size.
 
-        With several workers, each evaluates its shard and the sums are added up."""
+        (Under data-parallel training this is this worker's shard; the validation
+        during `fit` is summed over the workers by their callback.)"""
+        names, total = self._sums_over(dl)
+        means = _means({names: total}, total.tolist())
+        metrics = {metric_name(m): means.get(f"valid_{metric_name(m)}", 0.0) for m in self.metrics}
+        return means.get("valid_loss", math.nan), metrics
+
+    def _sums_over(self, dl: DataLoader) -> tuple[tuple[str, ...], Tensor]:
+        """The loss and metrics over all of `dl`, summed over its rows on the device
+        (`summed`), and their names. Nothing is read back."""
         self._set_mode(False)
-        loss_sum, n = 0.0, 0
-        sums = [0.0] * len(self.metrics)
+        names = ("valid_loss", *(f"valid_{metric_name(m)}" for m in self.metrics))
+        total = None
         with torch.no_grad():
             for xb, yb in dl:
-                b = len(xb)
-                if b == 0:  # this worker's share of a short last batch: nothing to add
-                    continue
                 preds = self.model(xb)
-                loss_sum += float(self.loss_func(preds, yb)) * b
-                for i, m in enumerate(self.metrics):
-                    sums[i] += float(m(preds, yb)) * b
-                n += b
-        if dl.world_size > 1:  # data-parallel: sums and counts over the whole validation set
-            loss_sum, n, *sums = sum_across_workers([loss_sum, n, *sums], self.device)
-        metrics = {metric_name(m): s / max(n, 1) for m, s in zip(self.metrics, sums)}
-        return loss_sum / max(n, 1), metrics
+                means = [self.loss_func(preds, yb), *(m(preds, yb) for m in self.metrics)]
+                batch = summed(means, xb.shape[0])
+                total = batch if total is None else total.add_(batch)
+        if total is None:  # no rows at all
+            total = torch.zeros(len(names) + 1, device=self.device)
+        return names, total
 
     def get_preds(self, dl: DataLoader | None = None) -> tuple[Tensor, Tensor]:
         """Raw model outputs and targets for all of `dl` (the validation set by default)."""
@@ -351,16 +404,14 @@ class Learner:
             for good, p in zip(self._good, self._params):
                 good.copy_(p)
 
-    def _diverged(self, value: float, where: str = "") -> None:
+    def _diverged(self, value: float, where: str, lr: float) -> None:
         with torch.no_grad():
             for p, good in zip(self._params, self._good):
                 p.copy_(good)
-        assert self.opt is not None
-        where = where or f"batch {self.batch + 1}"
         kept = f"after epoch {self.epoch_count}" if self.epoch_count else "before training"
         what = (
             f"the loss became {value} at epoch {self.epoch_count + 1}, {where}, "
-            f"with learning rate {self.opt.lr:g}"
+            f"with learning rate {lr:g}"
         )
         err = DivergenceError(
             f"{what}: try a smaller learning rate (the weights are kept as they were {kept})"
@@ -384,6 +435,16 @@ class Learner:
             "<tr>" + "".join(f"<td>{_fmt(r[c])}</td>" for c in cols) + "</tr>" for r in self.history
         )
         return f"<b>{self!r}</b><table><tr>{head}</tr>{body}</table>"
+
+
+def _means(sums: dict[tuple[str, ...], Tensor], values: list[float]) -> dict[str, float]:
+    """`values`, the blocks of `sums` read back one after the other, divided by their
+    rows: {name: sum / rows}."""
+    means: dict[str, float] = {}
+    for names in sums:
+        block, values = values[: len(names) + 1], values[len(names) + 1 :]
+        means.update({name: total / max(block[-1], 1) for name, total in zip(names, block)})
+    return means
 
 
 def _fmt(v: Any) -> str:

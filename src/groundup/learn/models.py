@@ -75,10 +75,15 @@ class Module:
                 p.copy_(state[name])
 
     def to(self, device: torch.device | str) -> Module:
-        """Move every parameter to `device`, in place (the tensors stay leaves)."""
-        with torch.no_grad():
-            for _, p in self.named_parameters():
-                p.data = p.data.to(device)
+        """Move every parameter to `device`, in place: each stays the same tensor object
+        (a leaf; an optimizer holding it keeps working), its data and gradient moved.
+
+        `swap_tensors` rather than `p.data = ...`, which refuses some devices ("meta")."""
+        for _, p in self.named_parameters():
+            moved = p.detach().to(device).requires_grad_(p.requires_grad)
+            if p.grad is not None:
+                moved.grad = p.grad.to(device)
+            torch.utils.swap_tensors(p, moved)
         return self
 
     def train(self, mode: bool = True) -> Module:

@@ -10,8 +10,8 @@ base itself: the article's `p.data -= p.grad.data * lr`.
              w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
 Each matches `torch.optim.SGD` / `torch.optim.Adam` with the same settings.
-With several workers (data-parallel training), `all_reduce_gradients` first
-replaces each worker's gradients by those of the whole batch; then each steps.
+With several workers (data-parallel training), `groundup.distributed`'s callback
+first replaces each worker's gradients by those of the whole batch; then each steps.
 
 The learning rate is a plain attribute, so it can be changed between steps
 (a schedule, or a user moving a slider while training runs).
@@ -19,7 +19,7 @@ The learning rate is a plain attribute, so it can be changed between steps
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
@@ -56,41 +56,6 @@ class BasicOptim:
 
 
 SGD = BasicOptim
-
-
-def all_reduce_gradients(params: Sequence[Tensor], n_rows: int) -> int:
-    """Data-parallel step 5, first half: give every worker the gradient of the whole batch.
-
-    Worker r holds g_r, the gradient of the mean loss over its own n_r rows. The
-    gradient of the mean over all N = sum_r n_r rows of the batch is
-
-        g = sum_r n_r * g_r / N
-
-    so each worker multiplies its gradients by n_r, `all_reduce` adds them up over
-    the workers, and each divides by N. Every worker then takes the same step
-    (`opt.step()`), so their copies of the model stay identical. Weighting by n_r
-    keeps a short last batch, split unevenly, exact too; a plain average of the g_r
-    is exact only when every share has the same size.
-
-    params: the model's parameters, in the same order on every worker. A parameter
-    without a gradient counts as a zero gradient. All the gradients travel in one
-    flat buffer, with n_r in its last slot: one all_reduce per step, not one per
-    tensor. Returns N.
-    """
-    import torch.distributed as dist
-
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads] + [grads[0].new_ones(1)])  # (P + 1,)
-    flat.mul_(n_rows)  # n_r * g_r, and n_r itself in the last slot
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)  # sum_r n_r g_r, and N
-    total = int(round(float(flat[-1])))
-    if total > 0:
-        flat.div_(total)  # g = sum_r n_r g_r / N
-    offset = 0
-    for p, g in zip(params, grads, strict=True):
-        p.grad = flat[offset : offset + g.numel()].view_as(g)  # a view: no copy
-        offset += g.numel()
-    return total
 
 
 class Momentum(BasicOptim):

@@ -270,7 +270,11 @@ class LRFinder:
 
     def after_batch(self, learn: Learner) -> None:
         assert learn.opt is not None
-        loss = learn.loss.detach().item()
+        loss = learn.loss.detach().item()  # the sweep reads every batch: it is its point
+        if not math.isfinite(loss):
+            # the Learner's guard raises at the end of the epoch; stop here, unrecorded
+            learn.stop, self.stop_reason = True, "diverged"
+            return
         self.i += 1
         self.avg = self.beta * self.avg + (1 - self.beta) * loss
         smooth = self.avg / (1 - self.beta**self.i)

@@ -215,7 +215,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
     if not isinstance(model_desc, dict):
         raise RunError(f"{meta_path}: 'model' must describe the architecture, not {model_desc!r}")
     try:
-        state = load_file(str(weights_path), device=str(device))
+        # read on the CPU, whatever the device: a device the file reader does not know
+        # ("meta", a cuda:N that is missing) is then the move's error, not "corrupt"
+        state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as err:
         raise RunError(f"{weights_path} is corrupt or not a safetensors file ({err})") from None
     try:

@@ -18,7 +18,6 @@ import torch
 from torch import Tensor
 
 from groundup.data.tensors import DataLoaders, load_data
-from groundup.distributed import broadcast_parameters
 from groundup.learn.callbacks import SCHEDULES, EarlyStopping, TargetAccuracy
 from groundup.learn.compute import forward_flops
 from groundup.learn.learner import Learner
@@ -90,9 +89,7 @@ def make_run(
     The same config and seed always give the same initial weights and shuffles.
     """
     if dls is None:
-        dls = load_data(
-            config.data, config.digits, config.batch_size, config.seed, rank, world_size
-        )
+        dls = load_data(config.data, config.digits, config.batch_size, config.seed)
     # the defaults of three or more classes depend on how many training images there are
     config = config.resolved(n_train=len(dls.train.dataset))
     dls.set_batch_size(config.batch_size)  # loaders given by the caller follow the config too
@@ -113,6 +110,14 @@ def make_run(
         callbacks.append(TargetAccuracy(config.target_accuracy))
     if config.patience is not None:
         callbacks.append(EarlyStopping(config.patience))
+    if world_size > 1:
+        # this process is one worker of a data-parallel job: it sees its share of every
+        # batch, and the callback makes the workers train as one. It goes first (right
+        # after the Recorder): every other callback then sees the whole batch's gradient
+        from groundup.distributed import DataParallel, shard
+
+        dls = shard(dls, rank, world_size)
+        callbacks.insert(0, DataParallel())
     learn = Learner(
         dls,
         model,
@@ -123,9 +128,6 @@ def make_run(
         device=config.device,
         train_metrics=True,  # the reports and the web page draw train against valid
     )
-    if world_size > 1:
-        # every worker starts from rank 0's weights (the same seed gives them anyway)
-        broadcast_parameters(list(learn.model.parameters()))
     init_state = {k: v.detach().to("cpu", copy=True) for k, v in learn.model.state_dict().items()}
     return TrainedRun(config, learn, init_state)
 

@@ -163,8 +163,13 @@ class LiveView:
                 self._phase("step", f"{kind} step with learning rate {lr:g}", wait=False)
 
     def after_batch(self, learn: Learner) -> None:
+        loss = learn.loss.item()  # the page plots every batch, so it reads every loss
+        if not math.isfinite(loss):
+            # the Learner's guard raises at the end of this epoch: stop here, unplotted
+            learn.stop = True
+            return
         x = learn.epoch_count + (learn.batch + 1) / len(learn.dls.train)
-        self._pending.append([round(x, 4), round(learn.loss.item(), 5)])
+        self._pending.append([round(x, 4), round(loss, 5)])
         self._keep_weights(learn)
         if self._slow or self.throttle.ready():
             self._flush(learn)
