@@ -11,7 +11,9 @@
    the speed of one with 16. Measured here as the time of (256x784)@(784x10) against
    (256x784)@(784x16), and on a whole 60k softmax-regression epoch (Linear 784->10)
    against the same epoch with the weights padded to 16 columns of which 10 are used.
-   The padded epoch must end with the same weights, bit for bit, to count.
+   The padded epoch must end with the same weights, bit for bit, to count. Then the
+   decision groundup itself takes on this machine (groundup.learn.widths, which pads the
+   output layer only where the padded product is faster), with both of its timings.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from groundup.data.tensors import DataLoaders
+from groundup.learn import widths
 from groundup.learn.losses import cross_entropy
 from groundup.learn.models import Linear, mlp
 from loop import hand_fit, learner_fit
@@ -151,6 +154,29 @@ def run(ctx: Any) -> list[dict[str, Any]]:
             reps=reps,
             note=f"{gf['w10']:.0f} vs {gf['w16']:.0f} GFLOP/s; above 1, the narrow product "
             "takes longer than the wide one",
+        )
+    )
+    # what groundup decided for this machine (measured on first use and cached, see
+    # groundup.learn.widths): measured afresh here, so the row shows both timings now
+    d = widths.decision(refresh=True)
+    rows.append(
+        ctx.row(
+            f"width-trap decision, bare products: {d['shape']}, narrow ÷ padded",
+            d["narrow_s"] / d["padded_s"],
+            ours_s=d["narrow_s"],
+            base_s=d["padded_s"],
+            note="the trap itself; groundup decides on the next row",
+        )
+    )
+    rows.append(
+        ctx.row(
+            "width-trap decision, the layer's forward + backward: plain ÷ padded",
+            d["layer_s"] / d["layer_padded_s"],
+            ours_s=d["layer_s"],
+            base_s=d["layer_padded_s"],
+            note=("pads" if d["pays"] else "does not pad")
+            + f" the ten-class output layer on {widths.machine_key()} "
+            f"(the padded layer must be {widths.MARGIN:g}× faster)",
         )
     )
     finals: dict[str, list[Tensor]] = {}

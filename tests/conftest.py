@@ -29,7 +29,15 @@ def pytest_configure(config: pytest.Config) -> None:
     threads and 0.12-0.18 s with one. Subprocesses (the CLI tests) inherit the setting.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # The width trap is decided by timing two products once per machine: tests must not
+    # depend on timing, so they run unpadded unless a test sets names.PAD_OUTPUT itself
+    # (the command line takes the same answer from GROUNDUP_PAD_OUTPUT, in subprocesses)
+    os.environ.setdefault("GROUNDUP_PAD_OUTPUT", "0")
     import torch
+
+    from groundup.learn import names
+
+    names.PAD_OUTPUT = os.environ["GROUNDUP_PAD_OUTPUT"] == "1"
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     # rich draws for an 80-column terminal when output is captured, unless COLUMNS says

@@ -20,8 +20,7 @@ def save_model(
     init_state: dict[str, Any] | None = None,
 ) -> Path:
     """Save `model` as a run of `config` (a learner stand-in holds what a run reads)."""
-    learner = SimpleNamespace(
-        model=model, history=list(history or []), dls=SimpleNamespace(source=source)
-    )
+    dls = SimpleNamespace(source=source, train=SimpleNamespace(dataset=()))  # no images
+    learner = SimpleNamespace(model=model, history=list(history or []), dls=dls)
     config = (config or TrainConfig()).resolved()
     return save_run(run_dir, TrainedRun(config, learner, init_state))  # type: ignore[arg-type]

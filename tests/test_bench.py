@@ -190,6 +190,31 @@ def test_smoke_run_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert printed.count("| loop |") == 4 and "written to" in printed
 
 
+def test_accuracy_rows_say_whether_the_time_to_accuracy_goal_was_met() -> None:
+    import accuracy
+
+    row = {"data": "sample", "model": "net", "accuracy": 0.985, "seconds": 1.9}
+    assert accuracy.time_to_accuracy(row) == "98.5% in 2 s: met"
+    assert accuracy.time_to_accuracy({**row, "seconds": 2.1}).endswith("missed")
+    assert accuracy.time_to_accuracy({**row, "accuracy": 0.984}).endswith("missed")
+    assert accuracy.time_to_accuracy({**row, "model": "mean"}) == ""  # a baseline: no goal
+
+
+def test_threads_bench_smoke_row_names_threads_and_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threads
+
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(kwargs["env"]["OMP_NUM_THREADS"])
+        return type("P", (), {"returncode": 0, "stdout": '{"final": {"accuracy": 0.9}}'})()
+
+    monkeypatch.setattr(threads.subprocess, "run", fake_run)
+    row = threads.one_run("sample", "net", 2, False, Path("unused"), [])
+    assert calls == ["2"]
+    assert row["threads"] == 2 and row["accuracy"] == 0.9 and "load_average" in row
+
+
 def test_bench_gpu_without_a_gpu_says_so_and_exits_0(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

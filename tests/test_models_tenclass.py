@@ -170,3 +170,20 @@ def test_ten_class_defaults_depend_on_the_training_set_size():
     assert TrainConfig(digits=ten, model="net", epochs=3).resolved(n_train=60000).epochs == 3
     mean = TrainConfig(digits=ten, model="mean").resolved(n_train=60000)
     assert (mean.epochs, mean.augment) == (1, False)
+
+
+def test_cnn_filters_are_channels_last_and_compute_the_same_numbers():
+    """The layout is a speed detail: same outputs (1e-5) as the ordinary layout."""
+    import torch
+
+    from groundup.learn.models import cnn
+
+    torch.manual_seed(0)
+    fast = cnn()
+    conv = fast[4]  # the second convolution: 64 filters of 32x3x3
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()  # with 32 channels the layouts differ
+    plain = cnn().to(memory_format=torch.contiguous_format)
+    plain.load_state_dict({k: v.contiguous() for k, v in fast.state_dict().items()})
+    x = torch.rand(8, 784)
+    torch.testing.assert_close(fast(x), plain(x), rtol=0, atol=1e-5)

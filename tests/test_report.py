@@ -196,7 +196,7 @@ def test_every_figure_is_reachable_from_the_command_line(name, linear_dir, net_d
 def test_the_figure_list_is_what_the_tests_cover():
     from groundup.cli.report import FIGURES
 
-    assert len(FIGURES) == 13
+    assert len(FIGURES) == 14  # accuracy-vs-compute: tests/test_compute_view.py
 
 
 def test_figure_svg_and_pixels_html(tmp_path):

@@ -154,6 +154,7 @@ def _print_comparison(result: Any, plot: Path | None) -> None:
     from rich.table import Table
 
     from groundup.cli import rich_console
+    from groundup.learn.compute import flops_text
 
     console = rich_console()  # piped: at the natural width, never cut
     c = result.config  # the settings the first run resolved to
@@ -170,12 +171,14 @@ def _print_comparison(result: Any, plot: Path | None) -> None:
     table.add_column("valid accuracy", justify="right")
     table.add_column("valid loss", justify="right")
     table.add_column("seconds", justify="right")
+    table.add_column("training FLOPs", justify="right")
     for row in result.summary():
         acc = _pm(row["accuracy_mean"], row["accuracy_std"], percent=True)
         loss = _pm(row["valid_loss_mean"], row["valid_loss_std"])
         if row["diverged"]:
             acc += f" ({row['diverged']} of {row['runs']} diverged)"
-        table.add_row(str(row["value"]), acc, loss, _seconds(row["seconds_mean"]))
+        flops = flops_text(row["flops_mean"]) if math.isfinite(row["flops_mean"]) else "-"
+        table.add_row(str(row["value"]), acc, loss, _seconds(row["seconds_mean"]), flops)
     fixed = {
         "model": c["model"],
         "opt": c["opt"],

@@ -17,7 +17,7 @@ from groundup.runs.config import FULL, SETTINGS, TrainConfig
 # the settings every command that trains reads the same way, in --help's order
 DATA = ("data", "digits")
 MODEL = ("model", "hidden", "init", "std")
-TRAINING = ("epochs", "lr", "batch_size", "opt", "schedule", "augment", "seed", "device")
+TRAINING = ("epochs", "lr", "batch_size", "opt", "schedule", "augment", "seed", "device", "threads")
 STOPPING = ("target_accuracy", "patience")
 
 

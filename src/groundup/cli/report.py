@@ -36,6 +36,11 @@ FIGURES: dict[str, tuple[str, bool]] = {
     "activations": ("simple_net: one validation image passing through the layers", True),
     "confusion": ("a run's confusion matrix on the validation set", True),
     "top-losses": ("a run's most confident mistakes, with their images", True),
+    "accuracy-vs-compute": (
+        "validation accuracy against training FLOPs for the four models (saved runs, "
+        "or trained now on all ten digits)",
+        False,
+    ),
 }
 
 
@@ -131,6 +136,13 @@ def _add_options(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--steps", type=int, default=6, help="number of steps (default 6)")
     if name in ("predictions", "activations", "confusion", "top-losses"):
         p.add_argument("--data", metavar="SRC", help="validation data (default: the run's own)")
+    if name == "accuracy-vs-compute":
+        p.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR",
+                       help="saved runs to draw (default: train mean, linear, net and cnn)")
+        p.add_argument("--data", default="sample", metavar="SRC",
+                       help="data to train the four models on, all ten digits (default sample)")
+        p.add_argument("--epochs", type=int, metavar="N",
+                       help="train each model this many epochs (default: its own default)")
     if name == "predictions":
         p.add_argument(
             "--initial", action="store_true", help="the model before training instead of after"
@@ -202,7 +214,26 @@ def _figure_of(args: argparse.Namespace) -> Any:
         return F.descent_figure(args.x0, args.lr, args.steps)
     if name == "sigmoid":
         return F.sigmoid_figure()
+    if name == "accuracy-vs-compute":
+        return _compute_figure(args, F)
     return _run_figure(args, F)
+
+
+def _compute_figure(args: argparse.Namespace, F: Any) -> Any:
+    from groundup.learn.compute import flops_text
+    from groundup.runs.experiments import accuracy_vs_compute
+
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, not {args.epochs}")
+    if not args.run_dirs:
+        print(f"training mean, linear, net and cnn on {args.data}, all ten digits", flush=True)
+
+    def progress(p: dict[str, Any]) -> None:
+        cost = flops_text(p["training_flops"])
+        print(f"  {p['model']}: {p['accuracy']:.2%} for {cost} ({p['seconds']:.1f} s)", flush=True)
+
+    points = accuracy_vs_compute(args.run_dirs, args.data, args.epochs, on_run=progress)
+    return F.accuracy_compute_figure(points)
 
 
 def _run_figure(args: argparse.Namespace, F: Any) -> Any:

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from groundup.errors import UsageError
 from groundup.learn.init import SCHEMES, init_bias, init_weights
+from groundup.learn.widths import padded_product
 
 
 class Module:
@@ -98,13 +99,22 @@ class Linear(Module):
 
     x: (B, n_in); weight: (n_in, n_out), laid out as the article's (784, 1) so that
     `x @ weight` needs no transpose; bias: (n_out,). Returns (B, n_out).
+
+    `pad_to` (0: off) is a speed detail, not part of the model: on some CPUs a product
+    with 10 columns is slower than one with 16, so the output layer may compute with its
+    weight padded by zero columns and keep the first n_out (see learn/widths.py, which
+    turns it on only where a measurement says it pays). The weights are unchanged.
     """
+
+    pad_to: int = 0
 
     def __init__(self, n_in: int, n_out: int, init: str = "kaiming", std: float = 1.0) -> None:
         self.weight = init_weights(n_in, n_out, init, std)  # (n_in, n_out)
         self.bias = init_bias(n_out, init, std)  # (n_out,)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.pad_to:  # the same numbers, through a wider product
+            return padded_product(x, self.weight, self.pad_to) + self.bias
         return x @ self.weight + self.bias  # (B, n_in) @ (n_in, n_out) -> (B, n_out)
 
     def __repr__(self) -> str:
@@ -275,7 +285,11 @@ def cnn(
     for layer in net:
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             _init_torch_layer(layer, init, std)
-    return net
+    # Speed only: filters stored channels-last (each pixel's channels side by side) let
+    # the CPU's convolution kernels (oneDNN) skip reordering them at every call; the
+    # numbers are the same up to float rounding. Measured 1.3-1.45x faster per epoch on
+    # the sample (docs/benchmarks.md).
+    return net.to(memory_format=torch.channels_last)
 
 
 def _init_torch_layer(layer: Any, scheme: str, std: float) -> None:

@@ -15,3 +15,7 @@ SCHEDULES = ("constant", "one-cycle")  # constant: the article's
 # The largest learning rate a float32 step can hold (torch.finfo(torch.float32).max):
 # above it the rate itself is infinite inside the step.
 LR_MAX = 3.4028234663852886e38
+
+# The width trap's answer (learn/widths.py) when it must not be timed: True pads the
+# output layer to 16 columns, False never does, None measures once per machine.
+PAD_OUTPUT: bool | None = None

@@ -184,6 +184,30 @@ TASK_DEFAULTS: dict[tuple[str, str], TaskDefaults] = {
 HIDDEN: dict[str, tuple[int, ...]] = {"pair": (30,), "small": (256, 128), "large": (256, 128)}
 
 
+# Threads. On a shared 2-core machine, torch's two OpenMP threads spin-wait for each
+# other, and when a neighbour holds a core every model trains slower than on one thread.
+# Whole `groundup train` runs (bench/threads.py, Intel Xeon, load 4-7): sample net 16 s
+# on 1 thread against 76 s on 2; Fashion net 82 s against 355 s; even the cnn, with 16
+# times the net's work per image, 231 s against 345 s. So every default model takes one
+# thread; only a model of MANY_THREADS_FLOPS per image (4x the cnn's 7.7 MFLOP) is given
+# the second core. That threshold is not measured: no such model exists here yet.
+MANY_THREADS = 2  # the most threads the policy gives (the machines we meet have 2 cores)
+MANY_THREADS_FLOPS = 32_000_000  # forward FLOPs per sample from which a model gets them
+
+
+def default_threads(forward_flops: int, cpus: int, env: str | None = None) -> int:
+    """The threads a run uses when --threads is not given.
+
+    `env`, the value of OMP_NUM_THREADS, is the user's choice if it is a whole number;
+    otherwise 1 thread below MANY_THREADS_FLOPS forward FLOPs per sample, and
+    min(MANY_THREADS, cpus) from there."""
+    if env and env.strip().isdigit() and int(env) >= 1:
+        return int(env)
+    if forward_flops >= MANY_THREADS_FLOPS:
+        return max(1, min(MANY_THREADS, cpus))
+    return 1
+
+
 def task_kind(n_classes: int, n_train: int | None = None) -> str:
     """'pair', 'small' or 'large': the row of TASK_DEFAULTS. An unknown size is small."""
     if n_classes == 2:
@@ -289,6 +313,15 @@ class TrainConfig:
         0, "seeds the weights and the shuffles (default 0)", kind="int", low=0, high=2**63 - 1
     )
     device: str = _setting("auto", "auto (a GPU if present), cpu, cuda, cuda:N or mps")
+    threads: int | None = _setting(
+        None,
+        "CPU threads for the math (default: OMP_NUM_THREADS if set, else 1, and up to "
+        f"{MANY_THREADS} for models of {MANY_THREADS_FLOPS / 1e6:g}+ MFLOP an image)",
+        kind="int",
+        low=1,
+        high=1024,
+        metavar="N",
+    )
     target_accuracy: float | None = _setting(
         None,
         "stop once validation accuracy reaches this share, e.g. 0.99",

@@ -65,6 +65,7 @@ class Trial:
     seed: int
     history: list[dict[str, Any]]  # the Learner's rows: epoch, losses, accuracy, seconds
     diverged: bool = False  # the loss became NaN or infinite
+    flops: int = 0  # training FLOPs, from the model's shapes (groundup.learn.compute)
 
     @property
     def final(self) -> dict[str, Any]:
@@ -101,6 +102,7 @@ class Comparison:
             acc = _mean_std([t.final["accuracy"] for t in done])
             loss = _mean_std([t.final["valid_loss"] for t in done])
             secs = [sum(r["seconds"] for r in t.history) for t in done]
+            flops = [t.flops for t in done]
             rows.append(
                 {
                     "value": value,
@@ -111,6 +113,7 @@ class Comparison:
                     "valid_loss_mean": loss[0],
                     "valid_loss_std": loss[1],
                     "seconds_mean": statistics.fmean(secs) if secs else math.nan,
+                    "flops_mean": statistics.fmean(flops) if flops else math.nan,
                 }
             )
         return rows
@@ -163,6 +166,7 @@ def compare(
     """
     from groundup.data.tensors import DataLoaders as Loaders
     from groundup.data.tensors import load_data
+    from groundup.learn.compute import training_flops
     from groundup.runs.training import TrainedRun, make_run
 
     if setting not in COMPARABLE:
@@ -193,7 +197,8 @@ def compare(
                 run.fit()
             except DivergenceError:
                 diverged = True
-            trial = Trial(value, seed, list(run.history), diverged)
+            flops = training_flops(run.model, len(train_set), len(run.history))
+            trial = Trial(value, seed, list(run.history), diverged, flops)
             result.trials.append(trial)
             if on_trial is not None:
                 on_trial(trial)
@@ -405,3 +410,71 @@ def plot_comparison(result: Comparison, path: str | Path) -> Path:
     by_time.set_title("by wall time")
     by_epoch.legend(title=result.setting)
     return save_figure(fig, path)
+
+
+# the models of the compute view, cheapest first: pixel similarity, then the learned ones
+COMPUTE_MODELS = ("mean", "linear", "net", "cnn")
+
+
+def accuracy_vs_compute(
+    run_dirs: Sequence[str | Path] = (),
+    data: str = "sample",
+    epochs: int | None = None,
+    seed: int = 0,
+    on_run: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """What each point of accuracy costs: one point per model, for a figure.
+
+    From saved runs if `run_dirs` are given (their model.json's final accuracy and
+    `compute`), else by training the four COMPUTE_MODELS on all ten digits of `data`
+    with their default settings (`epochs` overrides the defaults' epochs, to be quick).
+    Each point: model, data, accuracy, training_flops, seconds, epochs."""
+    import json
+
+    from groundup.runs.saved import META, run_compute
+    from groundup.runs.training import train
+
+    points = []
+    if run_dirs:
+        for run_dir in run_dirs:
+            path = Path(run_dir) / META
+            try:
+                meta = json.loads(path.read_text())
+                compute, final = meta["compute"], meta["final"]
+                point = {
+                    "model": meta["model"]["name"],
+                    "data": meta["data"]["source"],
+                    "accuracy": final["accuracy"],
+                    "training_flops": compute["training_flops"],
+                    "seconds": sum(r.get("seconds", 0.0) for r in meta["history"]),
+                    "epochs": compute["epochs"],
+                }
+            except OSError:
+                raise UsageError(f"no run at {run_dir} (its {META} cannot be read)") from None
+            except (ValueError, KeyError, TypeError):
+                raise UsageError(
+                    f"{path} has no training cost: it was saved by an older groundup; "
+                    "train it again"
+                ) from None
+            points.append(point)
+            if on_run is not None:
+                on_run(point)
+        return points
+    for model in COMPUTE_MODELS:
+        config = TrainConfig(data=data, digits=tuple(range(10)), model=model, seed=seed)
+        if epochs is not None and model != "mean":
+            config = replace(config, epochs=epochs)
+        trained = train(config)
+        compute = run_compute(trained)
+        point = {
+            "model": model,
+            "data": data,
+            "accuracy": trained.history[-1]["accuracy"],
+            "training_flops": compute["training_flops"],
+            "seconds": sum(r["seconds"] for r in trained.history),
+            "epochs": compute["epochs"],
+        }
+        points.append(point)
+        if on_run is not None:
+            on_run(point)
+    return points

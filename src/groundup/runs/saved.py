@@ -138,6 +138,7 @@ def save_run(run_dir: str | Path, trained: TrainedRun) -> Path:
             "torch_threads": torch.get_num_threads(),
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "compute": run_compute(trained),
         **(trained.extra or {}),
     }
     files = {WEIGHTS: save(state), META: (json.dumps(meta, indent=2) + "\n").encode()}
@@ -179,6 +180,20 @@ def recover_run_dir(run_dir: str | Path) -> list[str]:
         return recover_dir(run_dir, owned=owned_by_run)
     except OSError as err:
         raise RunError(f"cannot tidy up beside {run_dir}: {err.strerror or err}") from None
+
+
+def run_compute(trained: TrainedRun) -> dict[str, int]:
+    """What the run cost to train, counted from its model's shapes (learn/compute.py)."""
+    from groundup.learn.compute import forward_flops, training_flops
+
+    n_train = len(trained.learner.dls.train.dataset)
+    epochs = len(trained.history)
+    return {
+        "forward_flops_per_image": forward_flops(trained.model, trained.spec.n_in),
+        "train_images": n_train,
+        "epochs": epochs,
+        "training_flops": training_flops(trained.model, n_train, epochs, trained.spec.n_in),
+    }
 
 
 def check_run_dir_writable(run_dir: str | Path) -> None:

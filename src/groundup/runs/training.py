@@ -9,8 +9,9 @@ model's spec, the weights it started from, and the learner with its history.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -18,12 +19,14 @@ from torch import Tensor
 
 from groundup.data.tensors import DataLoaders, load_data
 from groundup.learn.callbacks import SCHEDULES, EarlyStopping, TargetAccuracy
+from groundup.learn.compute import forward_flops
 from groundup.learn.learner import Learner
 from groundup.learn.losses import batch_accuracy
 from groundup.learn.models import ModelSpec, build_model
 from groundup.learn.optim import OPTIMIZERS
 from groundup.learn.task import Task
-from groundup.runs.config import TrainConfig
+from groundup.learn.widths import pad_output_layer
+from groundup.runs.config import TrainConfig, default_threads
 
 
 def model_spec(config: TrainConfig) -> ModelSpec:
@@ -93,6 +96,8 @@ def make_run(
     task = Task(config.digits)
     torch.manual_seed(config.seed)
     model = build_model(model_spec(config))  # step 1
+    config = replace(config, threads=use_threads(config, model))
+    pad_output_layer(model)  # a speed detail only: the weights stay (n_in, n_out)
     if config.model == "mean":
         # pixel similarity learns by averaging, in one pass, not by gradient steps
         model.fit_means(dls.train.dataset.x, dls.train.dataset.class_index())
@@ -125,6 +130,20 @@ def make_run(
     )
     init_state = {k: v.detach().to("cpu", copy=True) for k, v in learn.model.state_dict().items()}
     return TrainedRun(config, learn, init_state)
+
+
+def use_threads(config: TrainConfig, model: Any) -> int:
+    """Set and return the threads this run computes with: --threads if given, else
+    `default_threads` (OMP_NUM_THREADS, or by the model's forward FLOPs per sample).
+
+    torch's thread count belongs to the process: the run keeps it after training."""
+    threads = config.threads
+    if threads is None:
+        flops = forward_flops(model) if config.model != "mean" else 0
+        threads = default_threads(flops, os.cpu_count() or 1, os.environ.get("OMP_NUM_THREADS"))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def make_learner(

@@ -414,6 +414,32 @@ def curves_figure(history: Sequence[Mapping[str, Any]], title: str = "") -> Figu
     return fig
 
 
+def accuracy_compute_figure(points: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
+    """Validation accuracy against training FLOPs, one labelled point per model.
+
+    `points` as `groundup.runs.experiments.accuracy_vs_compute` gives them. The FLOPs axis
+    is logarithmic: the models differ by factors of ten to a million, and moving right
+    one gridline means ten times the work for whatever accuracy it buys."""
+    if not points:
+        raise UsageError("no runs to draw")
+    fig = _new_figure(6.4, 4.2)
+    ax = fig.subplots()
+    flops = [max(float(p["training_flops"]), 1.0) for p in points]
+    acc = [100 * float(p["accuracy"]) for p in points]
+    ax.plot(flops, acc, color="0.7", zorder=1)
+    ax.scatter(flops, acc, zorder=2)
+    for p, x, y in zip(points, flops, acc, strict=True):
+        label = f"{p['model']} {y:.1f}%"
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, -12))
+    ax.set_xscale("log")
+    ax.set_xlabel("training FLOPs (3 × forward × images × epochs)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    data = sorted({str(p["data"]) for p in points})
+    ax.set_title(title or f"what accuracy costs ({', '.join(data)})")
+    return fig
+
+
 def predictions_figure(
     probs: Any, true_class: Any, digits: Sequence[int], title: str = "predictions"
 ) -> Figure:
