@@ -209,8 +209,17 @@ def digits_figure(
 
 def _pixel_values(image: Any) -> np.ndarray:
     """The image as whole numbers 0-255, as the article's pixel table shows them."""
+    dtype = getattr(image, "dtype", None)
+    if dtype is None:
+        stored_as_bytes = False
+    elif hasattr(dtype, "is_floating_point"):  # a torch dtype
+        stored_as_bytes = not dtype.is_floating_point
+    else:
+        stored_as_bytes = np.issubdtype(dtype, np.integer)
     a = as_image(image)
-    if a.max() <= 1.0:  # the model's [0, 1] scale: back to the stored bytes
+    # the model's [0, 1] scale goes back to the stored bytes; an image given as bytes is
+    # the bytes already, even a faint one whose pixels are all 0 or 1
+    if not stored_as_bytes and a.max() <= 1.0:
         a = a * 255.0
     return np.rint(a).astype(np.int64)
 
