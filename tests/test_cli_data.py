@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from groundup.cli import data as cli_data
+from groundup.cli import fetch as cli_fetch
 from groundup.cli import main
 from groundup.data import fetch as fetch_module
 from groundup.data import idx, sources
@@ -374,7 +374,7 @@ def test_fetch_unknown_dataset(capsys):
 
 
 def test_dataset_names_agree_everywhere():
-    assert cli_data.DATASETS == sources.NAMED == tuple(fetch_module.CHECKSUMS)
+    assert cli_fetch.DATASETS == sources.NAMED == tuple(fetch_module.CHECKSUMS)
 
 
 # --- help ------------------------------------------------------------------------------

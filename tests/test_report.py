@@ -16,7 +16,8 @@ import torch
 from groundup.cli import main
 from groundup.errors import RunError
 from groundup.runs.saved import INIT_WEIGHTS, load_init_state, load_run
-from groundup.show.report import SECTIONS, initial_model, view_run
+from groundup.show.report import SECTIONS
+from groundup.show.view import initial_model, view_run
 
 
 def _train(out: Path, **settings) -> Path:
@@ -90,7 +91,7 @@ def test_report_loads_nothing_from_the_network(linear_report):
 
 def test_report_numbers_agree_with_the_run(linear_dir, linear_report):
     from groundup.runs.evaluate import evaluate_run
-    from groundup.show.report import confusion
+    from groundup.show.view import confusion
 
     run = load_run(linear_dir)
     final = run.meta["history"][-1]["accuracy"]
@@ -152,7 +153,8 @@ def test_train_report_writes_a_report_of_simple_net(net_train):
 
 
 def test_ten_digit_report_draws_a_weight_map_per_digit(tmp_path):
-    from groundup.show.report import _weights_section, confusion
+    from groundup.show.report import _weights_section
+    from groundup.show.view import confusion
 
     run_dir = _train(tmp_path / "ten", digits=tuple(range(10)), epochs=1)
     view = view_run(run_dir)

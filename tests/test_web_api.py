@@ -26,8 +26,9 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from groundup.web import create_app
-from groundup.web.app import MAX_IMAGE_BYTES, STATIC_DIR
+from groundup.web.app import STATIC_DIR
 from groundup.web.events import Throttle
+from groundup.web.guard import MAX_IMAGE_BYTES
 from groundup.web.jobs import JobConflict, TrainingJob, read_settings
 from helpers_net import free_port, live_server
 

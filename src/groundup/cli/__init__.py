@@ -19,7 +19,7 @@ from typing import Any
 from groundup.errors import GroundupError, SettingError
 
 # The modules that add subcommands, in the order `--help` lists them.
-COMMAND_MODULES = ("data", "train", "experiments", "report", "serve")
+COMMAND_MODULES = ("data", "fetch", "train", "experiments", "report", "serve")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,8 +1,12 @@
-"""`groundup data info|show|ls|export` and `groundup fetch`: look at the data before learning.
+"""`groundup data info|show|ls|export`: look at the data before learning.
 
 The article begins by looking: it lists the folders (`path.ls()`), opens one image
 and shows it as a table of numbers shaded by value. These commands do the same
 for any source. Heavy imports (numpy, rich, Pillow) happen inside the handlers.
+
+This module holds the options of every action and the handlers of info, ls and
+export; `show`, one image as its pixels, is pixels.py. `groundup fetch`, which
+downloads a named source, is fetch.py.
 """
 
 from __future__ import annotations
@@ -12,17 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from groundup.cli import add_debug
-from groundup.errors import DataError, UsageError
+from groundup.cli.pixels import cmd_show
 
 if TYPE_CHECKING:
-    import numpy as np
     from rich.console import Console
 
-    from groundup.data.sources import RawData
-
-# The same names as groundup.data.sources.NAMED, repeated here so that `--help` need not
-# import numpy (a test keeps the two equal).
-DATASETS = ("mnist", "fashion-mnist", "kmnist")
 DATA_HELP = (
     "where the digits come from: sample (the bundled 5,000 MNIST digits, the default), "
     "mnist, fashion-mnist or kmnist (after 'groundup fetch NAME'), an IDX directory, "
@@ -32,7 +30,7 @@ FIRST_FILES = 3  # how many file names `data ls` shows per class folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `data` (with its actions) and `fetch` to the top-level command line."""
+    """Add `data`, with its actions, to the top-level command line."""
     data = subparsers.add_parser(
         "data",
         help="look at a data source: info, show, ls, export",
@@ -132,23 +130,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_json(p)
     add_debug(p)
     p.set_defaults(handler=cmd_export)
-
-    p = subparsers.add_parser(
-        "fetch",
-        help="download MNIST, Fashion-MNIST or KMNIST (for --data NAME)",
-        description=(
-            "Download the four IDX files of a dataset from its public mirrors and check "
-            "their published MD5 checksums. Files go to the user cache "
-            "($XDG_CACHE_HOME/groundup/NAME or ~/.cache/groundup/NAME) unless --dest is "
-            "given; afterwards '--data NAME' finds them. A failed or corrupt download "
-            "leaves no file behind, and files already present and intact are kept."
-        ),
-    )
-    p.add_argument("name", choices=DATASETS, metavar="NAME", help=" | ".join(DATASETS))
-    p.add_argument("--dest", type=Path, metavar="DIR", help="folder to download into")
-    _add_json(p)
-    add_debug(p)
-    p.set_defaults(handler=cmd_fetch)
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -261,103 +242,6 @@ def cmd_info(args: argparse.Namespace) -> int:
         soft_wrap=True,
     )
     return 0
-
-
-def _pick(raw: RawData, split: str, digit: int | None, index: int) -> int:
-    """The row in `split` of the `index`-th image (of `digit`, when given)."""
-    import numpy as np
-
-    _, labels = raw.split(split)
-    if digit is None:
-        rows, what = np.arange(len(labels)), f"{len(labels):,} images"
-    else:
-        rows = np.flatnonzero(labels == digit)
-        if len(rows) == 0:
-            raise DataError(f"the {split} split of {raw.name!r} has no digit {digit}")
-        what = f"{len(rows):,} images of digit {digit}"
-    if not 0 <= index < len(rows):
-        raise UsageError(
-            f"--index {index} is out of range: the {split} split has {what} (0 to {len(rows) - 1})"
-        )
-    return int(rows[index])
-
-
-def pixel_table(image: np.ndarray) -> object:
-    """A rich Text: the 28×28 values, each cell on a gray background of its own value."""
-    from rich.text import Text
-
-    text = Text()
-    text.append("    " + "".join(f"{c:>4}" for c in range(image.shape[1])) + "\n", style="dim")
-    for r, row in enumerate(image):
-        text.append(f"{r:>3} ", style="dim")
-        for v in row.tolist():
-            ink = "black" if v > 127 else "grey70"  # readable on both dark and light cells
-            text.append(f"{v:>4}", style=f"{ink} on rgb({v},{v},{v})")
-        text.append("\n")
-    return text
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    """One image as its table of pixel values; optionally a PNG of it."""
-    from rich.markup import escape
-
-    from groundup.data.sources import load_source
-
-    if args.png is not None:
-        _check_png_target(args.png, args.scale)
-    raw = load_source(args.data)
-    row = _pick(raw, args.split, args.digit, args.index)
-    images, labels = raw.split(args.split)
-    image = images[row]  # (28, 28) uint8
-    if args.json:
-        if args.png is not None:
-            _write_png(image, args.png, args.scale)
-        _print_json({
-            "source": raw.name, "split": args.split, "index": row, "label": int(labels[row]),
-            "pixels": image.tolist(), "png": None if args.png is None else str(args.png),
-        })  # fmt: skip
-        return 0
-    console = _console()
-    console.print(
-        f"[bold]{escape(raw.name)}[/], {args.split} image {row}: digit {int(labels[row])} "
-        f"(pixels 0-255: 0 is the black background, 255 full ink)",
-        soft_wrap=True,
-    )
-    console.print(pixel_table(image), soft_wrap=True)  # soft_wrap: never fold the 116 columns
-    if args.png is not None:
-        _write_png(image, args.png, args.scale)
-        console.print(f"wrote {escape(str(args.png))}", soft_wrap=True)
-    return 0
-
-
-def _check_png_target(path: Path, scale: int) -> None:
-    """Catch a bad --png before any work, so that nothing is written on error."""
-    from PIL import Image
-
-    if not 1 <= scale <= 100:
-        raise UsageError(f"--scale must be between 1 and 100, not {scale}")
-    if path.suffix.lower() not in Image.registered_extensions():
-        raise UsageError(f"--png {path}: unknown image type {path.suffix!r}; use a .png name")
-    if not path.parent.is_dir():
-        raise UsageError(f"--png {path}: no such folder {path.parent}")
-
-
-def _write_png(image: np.ndarray, path: Path, scale: int) -> None:
-    """Save `image` enlarged `scale` times (sharp squares, not blurred), atomically."""
-    import io
-
-    from PIL import Image
-
-    from groundup.atomic import atomic_write_bytes
-
-    size = (image.shape[1] * scale, image.shape[0] * scale)
-    picture = Image.fromarray(image).resize(size, Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format=Image.registered_extensions()[path.suffix.lower()])
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-    except OSError as err:
-        raise DataError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -489,17 +373,4 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"wrote {count:,} images of digits {' '.join(map(str, digits))} from {raw.name} "
         f"to {args.to}/train and {args.to}/valid; read them back with --data {args.to}"
     )
-    return 0
-
-
-def cmd_fetch(args: argparse.Namespace) -> int:
-    """Download a dataset's IDX files and say how to use them."""
-    from groundup.data.fetch import fetch
-
-    dest = fetch(args.name, args.dest)
-    use = args.name if args.dest is None else str(dest)
-    if args.json:
-        _print_json({"name": args.name, "dir": str(dest), "use": f"--data {use}"})
-        return 0
-    print(f"{args.name}: the four IDX files are in {dest}; use them with --data {use}")
     return 0

@@ -253,14 +253,14 @@ def _run_figure(args: argparse.Namespace, F: Any) -> Any:
         w, b = F.linear_weights(run.model)
         return F.weights_figure(w, run.digits, b)
     if name == "layers":
-        from groundup.show.report import initial_model
+        from groundup.show.view import initial_model
 
         return F.layers_figure(run.model, run.digits, init=initial_model(run))
     if name == "histogram":
-        from groundup.show.report import initial_model
+        from groundup.show.view import initial_model
 
         return F.weight_histogram_figure(initial_model(run).state_dict(), run.model.state_dict())
-    from groundup.show.report import confusion, view_run
+    from groundup.show.view import confusion, view_run
 
     view = view_run(run, args.data)
     if name == "predictions":

@@ -15,8 +15,8 @@ The page has seven sections, in the order the article takes them:
 Every picture is a PNG inlined as a `data:image/png;base64,...` URI and the style
 sheet is inline, so the file opens offline and loads nothing from anywhere.
 
-The weights before training come from the run's init.safetensors, which every
-saved run keeps (`save_run`); a run without it is refused with a clear error.
+What the page looks at (the run, its data, both models' outputs) is a `RunView`
+from `show/view.py`; this module only writes it out as HTML.
 """
 
 from __future__ import annotations
@@ -25,20 +25,17 @@ import base64
 import html
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from groundup.errors import RunError, UsageError
+from groundup.errors import UsageError
+from groundup.show.view import RunView, confusion, init_gradients, view_run
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-    from torch import Tensor
 
-    from groundup.data.sources import RawData
-    from groundup.data.tensors import Dataset
     from groundup.runs.saved import Run
 
 REPORT_FILE = "report.html"
@@ -54,132 +51,6 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("weights", "6. What the weights learned"),
     ("mistakes", "7. The mistakes"),
 )
-
-
-# -- what the report looks at ---------------------------------------------------------------
-
-
-@dataclass
-class RunView:
-    """A run with its validation images and its outputs before and after training.
-
-    outputs, init_outputs: raw scores (N, 1) for a pair, (N, C) otherwise.
-    probs, init_probs: (N, C) probabilities; true: (N,) each image's class position.
-    """
-
-    run: Run
-    raw: RawData
-    train: Dataset
-    valid: Dataset
-    init_model: Any
-    outputs: Tensor
-    init_outputs: Tensor
-    probs: np.ndarray
-    init_probs: np.ndarray
-    true: np.ndarray
-
-    @property
-    def digits(self) -> tuple[int, ...]:
-        return self.run.digits
-
-    def accuracy(self, initial: bool = False) -> float:
-        p = self.init_probs if initial else self.probs
-        return float((p.argmax(axis=1) == self.true).mean())
-
-    def loss(self, initial: bool = False) -> float:
-        """The run's own loss (its task's: mnist_loss for a pair) on the validation set."""
-        out = self.init_outputs if initial else self.outputs
-        return float(self.run.task.loss_func(out, self.valid.y))
-
-
-def datasets(run: Run, source: str | None = None) -> tuple[RawData, Dataset, Dataset]:
-    """The run's training and validation sets, rebuilt from its data source (or `source`)."""
-    from groundup.data.sources import load_source
-    from groundup.data.tensors import load_data
-
-    raw = load_source(source or run.meta.get("data", {}).get("source", "sample"))
-    dls = load_data(digits=run.digits, raw=raw)
-    return raw, dls.train.dataset, dls.valid.dataset
-
-
-def initial_model(run: Run) -> Any:
-    """The model as it was before training, from the run's init.safetensors."""
-    from groundup.learn.models import build_model
-    from groundup.runs.saved import INIT_WEIGHTS, load_init_state
-
-    state = load_init_state(run.path)
-    if state is None:
-        raise RunError(
-            f"{run.path} has no {INIT_WEIGHTS}: the report needs the weights the run started "
-            "from; train it again with this version of groundup"
-        )
-    model = build_model(run.spec)
-    try:
-        model.load_state_dict(state)
-    except (ValueError, RuntimeError, KeyError) as err:
-        raise RunError(f"{run.path}: the initial weights do not match the model ({err})") from None
-    return model
-
-
-def model_outputs(model: Any, x: Tensor) -> Tensor:
-    """Raw outputs for x (N, 784), without gradients, in evaluation mode."""
-    import torch
-
-    if hasattr(model, "eval"):
-        model.eval()
-    with torch.no_grad():
-        return model(x)
-
-
-def view_run(run: Run | str | Path, source: str | None = None) -> RunView:
-    """Load what the report needs: data, initial model, and both models' outputs."""
-    from groundup.runs.saved import load_run
-
-    if not hasattr(run, "model"):
-        run = load_run(run)  # type: ignore[arg-type]
-    raw, train, valid = datasets(run, source)  # type: ignore[arg-type]
-    init_model = initial_model(run)  # type: ignore[arg-type]
-    out = model_outputs(run.model, valid.x)  # type: ignore[union-attr]
-    init_out = model_outputs(init_model, valid.x)
-    return RunView(
-        run=run,  # type: ignore[arg-type]
-        raw=raw,
-        train=train,
-        valid=valid,
-        init_model=init_model,
-        outputs=out,
-        init_outputs=init_out,
-        probs=run.task.probabilities(out).numpy(),  # type: ignore[union-attr]
-        init_probs=run.task.probabilities(init_out).numpy(),  # type: ignore[union-attr]
-        true=valid.class_index().numpy(),
-    )
-
-
-def confusion(view: RunView) -> np.ndarray:
-    """(C, C) counts on the validation set, rows the true digit (groundup.runs.evaluate's)."""
-    import torch
-
-    from groundup.runs.evaluate import confusion_matrix
-
-    pred = torch.from_numpy(view.probs.argmax(axis=1))
-    return confusion_matrix(pred, torch.from_numpy(view.true), len(view.digits)).numpy()
-
-
-def init_gradients(view: RunView) -> dict[str, float]:
-    """The size (L2 norm) of each parameter's gradient at the initial weights, with the
-    loss over the whole training set: how hard step 4 pushes at the very start."""
-    model = initial_model(view.run)
-    if not any(p.requires_grad for p in model.parameters()):
-        return {}
-    if hasattr(model, "train"):
-        model.train()
-    loss = view.run.task.loss_func(model(view.train.x), view.train.y)
-    if not loss.requires_grad:
-        return {}
-    loss.backward()
-    return {
-        name: float(p.grad.norm()) for name, p in model.named_parameters() if p.grad is not None
-    }
 
 
 # -- HTML pieces ----------------------------------------------------------------------------
@@ -252,12 +123,7 @@ def _data_section(view: RunView) -> str:
     rows = [[d, counts_t.get(d, 0), counts_v.get(d, 0)] for d in digits]
     rows.append(["all", len(view.train), len(view.valid)])
     per_digit = 6 if len(digits) > 2 else 8
-    picks, titles = [], []
-    idx = view.train.class_index()
-    for pos, d in enumerate(digits):
-        rows_of = (idx == pos).nonzero().flatten()[:per_digit].tolist()
-        picks += rows_of
-        titles += [f"{d}"] * len(rows_of)
+    picks, titles = view.first_images(per_digit)
     grid = digits_figure(view.train.x[picks], titles, max_cols=per_digit,
                          title="the first training images of each digit")
     first = view.train.x[picks[0]]
@@ -294,11 +160,7 @@ def _init_section(view: RunView) -> str:
     std = cfg.get("std", view.run.spec.std)
     origin = "saved with the run (init.safetensors)"
     init_state = view.init_model.state_dict()
-    rows = []
-    for name, t in init_state.items():
-        a = t.detach().float()
-        std_ = float(a.std()) if a.numel() > 1 else 0.0
-        rows.append([name, "×".join(map(str, a.shape)), float(a.mean()), std_])
+    rows = view.init_stats()
     desc = {
         "normal": f"every weight drawn from a normal distribution with standard deviation {std:g}, "
         "the article's <code>init_params</code>",
@@ -495,28 +357,6 @@ def _mistakes_section(view: RunView) -> str:
     ))
 
 
-def _summary(view: RunView) -> str:
-    meta = view.run.meta
-    cfg = meta.get("config", {})
-    final = meta.get("final", {})
-    keys = ["model", "digits", "data", "init", "opt", "lr", "epochs", "batch_size", "schedule",
-            "seed"]
-    if cfg.get("init") == "normal":  # the only scheme that reads std
-        keys.insert(4, "std")
-    rows = []
-    for k in (k for k in keys if k in cfg):
-        v = cfg[k]
-        rows.append([k, " ".join(map(str, v)) if isinstance(v, list) else
-                     f"{v:g}" if isinstance(v, float) else v])
-    for k in ("accuracy", "valid_loss", "train_loss"):
-        if k in final:
-            rows.append([f"final {k}", final[k]])
-    rows.append(["created", meta.get("created", "?")])
-    versions = meta.get("versions", {})
-    rows.append(["versions", ", ".join(f"{k} {v}" for k, v in versions.items())])
-    return _table(rows, ["setting", "value"])
-
-
 def build_report(run: RunView | Run | str | Path, source: str | None = None) -> str:
     """The report of a run (a RunView, a Run or a run directory) as one HTML string."""
     from groundup.show.figures import steps_figure
@@ -541,7 +381,7 @@ def build_report(run: RunView | Run | str | Path, source: str | None = None) -> 
         "steps of learning.</p>",
         f"<nav>{nav}</nav>",
         _img(steps_figure(), "the seven steps"),
-        _summary(view),
+        _table(view.summary(), ["setting", "value"]),
         *sections,
         "</body></html>\n",
     ])

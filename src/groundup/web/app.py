@@ -23,10 +23,9 @@ over its limit, 415 a POST that is not sent as JSON (even an empty one), 500 a b
 Requests never wait for training: it runs in its own thread, and requests read
 a copy of the weights taken after each batch.
 
-No other web site may drive the server (docs/security.md): the Host header must
-name this server (DNS rebinding), and a POST must come from the page's own origin
-(its `Origin` and `Sec-Fetch-Site` headers, as Jupyter checks them) and be JSON,
-which a form on another site cannot send.
+What the server refuses before a route sees a request (another web site, a Host
+that is not this server's, a missing token, a body over its limit or not JSON) is
+in guard.py, with the JSON form of every error.
 """
 
 from __future__ import annotations
@@ -34,8 +33,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
-import logging
 import mimetypes
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -51,42 +48,33 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from groundup.errors import DataError, GroundupError, UsageError
 from groundup.web.events import Subscriber, sse_message
+from groundup.web.guard import (
+    IMAGE_WORKERS,
+    LOOPBACK_HOSTS,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_JSON_BYTES,
+    TOKEN_COOKIE,
+    SameOriginOnly,
+    SecurityHeaders,
+    client_gone,
+    groundup_error,
+    http_error,
+    read_json,
+    server_error,
+)
 from groundup.web.jobs import JobConflict, TrainingJob
 
 STATIC_DIR = Path(__file__).parent / "static"
 # The page is ES modules, which a browser runs only when served as JavaScript; some
 # systems' MIME tables still map .js elsewhere (application/x-javascript).
 mimetypes.add_type("text/javascript", ".js")
-MAX_IMAGE_BYTES = 256 * 1024  # a drawn digit is a few KB; refuse anything far larger
-MAX_JSON_BYTES = 16 * 1024  # settings and names
-MAX_IMAGE_PIXELS = 2048 * 2048  # a small PNG may still decode to a huge image
-# Drawings prepared at once; others wait their turn. One 2048x2048 drawing takes about
-# 60 MB while it is prepared, so the image work stays within IMAGE_WORKERS x 60 MB
-# however many arrive together (docs/security.md).
-IMAGE_WORKERS = 2
-# Fetch metadata a browser sends: only the page's own requests, or one the user typed.
-ALLOWED_FETCH_SITES = ("same-origin", "none")
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-TOKEN_COOKIE = "groundup_token"
-log = logging.getLogger("groundup.web")
 KEEPALIVE_SECONDS = 10.0  # an SSE comment this often keeps proxies and browsers from timing out
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PNG_PREFIX = "data:image/png;base64,"
-# The page loads nothing from elsewhere; the browser is told to refuse it if it tried.
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        b"connect-src 'self'; frame-ancestors 'none'",
-    ),
-]
 
 
 def create_app(
@@ -147,172 +135,6 @@ def create_app(
     app.state.runs_dir = runs
     app.state.image_work = asyncio.Semaphore(IMAGE_WORKERS)
     return app
-
-
-class SameOriginOnly:
-    """Refuses, with a JSON error, what did not come from this server's own page:
-
-    - a Host header not in `allowed_hosts` (400): a rebound DNS name of another site;
-    - a POST (any method but GET, HEAD, OPTIONS) whose `Origin` is another origin
-      than the one the Host header names, or `null` (403);
-    - a POST whose `Sec-Fetch-Site` is `cross-site` or `same-site` (403): a page on
-      another port of 127.0.0.1 is "same-site", and must not drive the server either.
-
-    Requests without these headers (curl, scripts on this computer) pass: they are not
-    a browser carrying the user's access to another site's page.
-
-    With a `token`, each request must also carry it: in the cookie the page's address
-    (`/?token=...`) sets, in an `Authorization: Token ...` header, or in `?token=`.
-    """
-
-    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str], token: str | None) -> None:
-        self.app = app
-        self.hosts = list(allowed_hosts)
-        self.token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        host = headers.get("host", "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if "*" not in self.hosts and name not in self.hosts:
-            await _refuse(scope, receive, send, 400, "this server answers to 127.0.0.1 only")
-            return
-        if self.token is not None and not self._has_token(scope, headers):
-            await _refuse(
-                scope, receive, send, 403,
-                "this server needs its token: open the address it printed when it started",
-            )  # fmt: skip
-            return
-        if scope["method"] not in SAFE_METHODS:
-            origin = headers.get("origin")
-            own = f"{scope.get('scheme', 'http')}://{host}"
-            if origin is not None and origin != own:
-                await _refuse(
-                    scope, receive, send, 403, f"requests from {origin} are refused: "
-                    "only this server's own page may change the training"
-                )  # fmt: skip
-                return
-            site = headers.get("sec-fetch-site")
-            if site is not None and site not in ALLOWED_FETCH_SITES:
-                await _refuse(
-                    scope, receive, send, 403,
-                    f"a {site} request is refused: only this server's own page may change "
-                    "the training",
-                )  # fmt: skip
-                return
-        await self.app(scope, receive, send)
-
-    def _has_token(self, scope: Scope, headers: dict[str, str]) -> bool:
-        import hmac
-        from http.cookies import SimpleCookie
-        from urllib.parse import parse_qs
-
-        assert self.token is not None
-        offered = []
-        cookie = SimpleCookie()
-        try:
-            cookie.load(headers.get("cookie", ""))
-        except Exception:  # a malformed Cookie header is no token
-            pass
-        if TOKEN_COOKIE in cookie:
-            offered.append(cookie[TOKEN_COOKIE].value)
-        scheme, _, value = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "token":
-            offered.append(value.strip())
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        offered += query.get("token", [])
-        # compare_digest: the time taken says nothing about how much of a guess was right
-        return any(hmac.compare_digest(o.encode(), self.token.encode()) for o in offered)
-
-
-async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
-    response = JSONResponse({"error": message}, status_code=status)
-    await response(scope, receive, send)
-
-
-class SecurityHeaders:
-    """Adds `SECURITY_HEADERS` to every response (plain ASGI, so streams pass untouched)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-# -- errors --------------------------------------------------------------------------------
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    messages = {404: f"no such page: {request.url.path}", 405: "that method is not allowed here"}
-    detail = exc.detail if exc.detail and exc.detail not in _DEFAULT_DETAILS else None
-    message = detail or messages.get(exc.status_code, "the request failed")
-    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
-
-
-_DEFAULT_DETAILS = {"Not Found", "Method Not Allowed"}
-
-
-async def groundup_error(request: Request, exc: Exception) -> Response:
-    """A learner's mistake, or a request out of turn: one line and a status."""
-    status = 409 if isinstance(exc, JobConflict) else 400
-    if not isinstance(exc, (UsageError, DataError)):
-        status = 500
-    return JSONResponse({"error": str(exc)}, status_code=status)
-
-
-async def client_gone(request: Request, exc: Exception) -> Response:
-    """The client went away before sending its whole request: one line in the log."""
-    log.warning("%s %s: the client disconnected before sending its whole request",
-                request.method, request.url.path)  # fmt: skip
-    return Response(status_code=400)  # nobody will read it
-
-
-async def server_error(request: Request, exc: Exception) -> Response:
-    """A bug: still a JSON answer (the traceback goes to the server's log)."""
-    return JSONResponse({"error": "the server failed; see its log"}, status_code=500)
-
-
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, or an HTTPException: 415 not sent as JSON (even
-    an empty body: a form on another site can send an empty text/plain POST), 413 over
-    `limit` bytes, 400 not a JSON object. An empty JSON body is `{}`."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        # Only JSON: a form on another web site cannot send it to us without asking first.
-        raise HTTPException(415, "send the body as JSON, with Content-Type: application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"the request is over {limit // 1024} KB")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:  # a body without (or lying about) its length
-            raise HTTPException(413, f"the request is over {limit // 1024} KB")
-    if not body:
-        return {}
-    try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as err:
-        raise HTTPException(400, f"the body is not valid JSON: {err}") from None
-    except RecursionError:  # [[[[...]]]] thousands deep
-        raise HTTPException(400, "the body's JSON is nested too deeply") from None
-    if not isinstance(value, dict):
-        raise HTTPException(400, 'the body must be a JSON object, like {"lr": 0.5}')
-    return value
 
 
 def _job(request: Request) -> TrainingJob:
