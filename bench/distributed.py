@@ -70,6 +70,7 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
     import torch
 
     from groundup import distributed
+    from groundup.distributed import parallel
     from groundup.runs.config import TrainConfig
     from groundup.runs.training import make_learner
 
@@ -79,7 +80,7 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
     if world_size > 1:
         distributed.init_distributed(who, "cpu", timeout_s=120)
     exchange = [0.0]  # seconds spent in all_reduce_gradients on this worker
-    reduce = distributed.all_reduce_gradients
+    reduce = parallel.all_reduce_gradients
 
     def timed_reduce(params: Any, n_rows: int) -> int:
         start = time.perf_counter()
@@ -87,7 +88,7 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
         exchange[0] += time.perf_counter() - start
         return total
 
-    distributed.all_reduce_gradients = timed_reduce  # what the DataParallel callback calls
+    parallel.all_reduce_gradients = timed_reduce  # what the DataParallel callback calls
     try:
         config = TrainConfig(data=data, **SETTINGS)
         learn = make_learner(config, rank=rank, world_size=world_size)

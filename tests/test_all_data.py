@@ -142,7 +142,7 @@ def test_no_data_and_no_network_is_one_line_and_exit_1(fresh_cache, monkeypatch)
     with no attempt at the network (any socket would fail this test)."""
     import socket
 
-    import groundup.data.sources as sources
+    import groundup.data.sample as sample
 
     def missing():
         raise DataError(
@@ -153,7 +153,7 @@ def test_no_data_and_no_network_is_one_line_and_exit_1(fresh_cache, monkeypatch)
     def no_network(*args, **kwargs):
         raise AssertionError("untar_data tried the network")
 
-    monkeypatch.setattr(sources, "sample_file", missing)
+    monkeypatch.setattr(sample, "sample_file", missing)
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     with pytest.raises(DataError) as caught:

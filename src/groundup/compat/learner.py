@@ -24,8 +24,8 @@ from torch import Tensor
 
 from groundup.errors import UsageError
 from groundup.learn.learner import Learner as GroundupLearner
-from groundup.learn.learner import metric_name
 from groundup.learn.optim import Adam, BasicOptim
+from groundup.learn.recorder import metric_name
 
 DEFAULT_LR = 1e-3  # fastai's default learning rate, for `Learner(...)` and `fit(n)`
 

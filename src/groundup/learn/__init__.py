@@ -6,6 +6,7 @@
     losses     step 3: sigmoid, mnist_loss, cross-entropy; the metrics
     optim      step 5: BasicOptim and the optimizers built on it
     learner    steps 2-7 as one loop (fit -> epoch -> batch), callbacks at its edges
+    recorder   what the loop records: each epoch's row of the history, from sums on the device
     callbacks  stopping rules, the one-cycle schedule, the progress display
     augment    random shifts, rotations and scaling of whole batches
 

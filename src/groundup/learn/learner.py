@@ -24,8 +24,8 @@
 
 A callback is any object with some of the methods named in `EVENTS` (`before_fit`,
 `before_batch`, `after_backward`, `after_epoch`, ...), each taking the learner.
-The `Recorder` that fills `learn.history` is one; so is the progress bar; so is
-data-parallel training (`groundup.distributed.DataParallel`).
+The `Recorder` that fills `learn.history` (in `recorder.py`) is one; so is the
+progress bar; so is data-parallel training (`groundup.distributed.DataParallel`).
 A callback stops training by setting `learn.stop = True`.
 
 Nothing inside an epoch waits for the device: each batch's loss, and the
@@ -44,7 +44,6 @@ a learning rate of 1e30 gives a loss of 1e29, finite and meaningless.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -55,6 +54,7 @@ from groundup.data.tensors import DataLoader, DataLoaders
 from groundup.errors import DivergenceError, UsageError
 from groundup.learn.losses import batch_accuracy, mnist_loss
 from groundup.learn.optim import BasicOptim
+from groundup.learn.recorder import Metric, Recorder, means_of, metric_name, summed
 
 EVENTS = (
     "before_fit",
@@ -69,15 +69,6 @@ EVENTS = (
     "after_epoch",
     "after_fit",
 )
-
-Metric = Callable[[Tensor, Tensor], Tensor]
-
-
-def metric_name(metric: Metric) -> str:
-    """`batch_accuracy` is reported as `accuracy`; other metrics by their own name."""
-    name = getattr(metric, "__name__", type(metric).__name__)
-    return name.removeprefix("batch_")
-
 
 # A loss over this many times the starting loss is divergence, as NaN is: a model
 # that learns never comes near it (cross-entropy starts at ln(C), about 2.3 for ten
@@ -130,68 +121,6 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
                 + (f": choose cuda:0 to cuda:{count - 1}" if count else "")
             )
     return device
-
-
-class Recorder:
-    """Records, per epoch: the training loss (mean over samples), the validation
-    loss, each metric over the whole validation set, and the seconds taken.
-
-    With `train_metrics=True`, also each metric on the training batches as they were
-    seen (`train_accuracy`: while the weights were still moving, and on augmented
-    images when augmentation is on). It is off by default, as in fastai's Recorder:
-    it costs a tenth of a tiny model's epoch. `groundup train` and the web page turn
-    it on, for their train-against-valid curves.
-    """
-
-    def __init__(self, train_metrics: bool = False) -> None:
-        self.train_metrics = train_metrics
-        self.train_preds: list[Tensor] = []
-        self.train_targets: list[Tensor] = []
-
-    def before_fit(self, learn: Learner) -> None:
-        self.start = time.perf_counter()
-
-    def before_epoch(self, learn: Learner) -> None:
-        self.epoch_start = time.perf_counter()
-        self.train_preds, self.train_targets = [], []
-
-    def after_batch(self, learn: Learner) -> None:
-        # keep the batch's outputs and score them all at once at the end of the epoch:
-        # one metric call per epoch rather than per batch (a fifth of a small model's time)
-        if self.train_metrics:
-            self.train_preds.append(learn.preds.detach())
-            self.train_targets.append(learn.yb)
-
-    def after_validate(self, learn: Learner) -> None:
-        """Each metric over the epoch's training batches, added to the epoch's sums."""
-        if self.train_metrics and self.train_targets:
-            with torch.no_grad():
-                preds, targets = torch.cat(self.train_preds), torch.cat(self.train_targets)
-                names = tuple(f"train_{metric_name(m)}" for m in learn.metrics)
-                learn.sums[names] = summed([m(preds, targets) for m in learn.metrics], len(targets))
-        self.train_preds, self.train_targets = [], []
-
-    def after_epoch(self, learn: Learner) -> None:
-        row: dict[str, Any] = {"epoch": learn.epoch_count, "train_loss": round(learn.train_loss, 6)}
-        if self.train_metrics:
-            for m in learn.metrics:
-                key = f"train_{metric_name(m)}"
-                row[key] = round(learn.means.get(key, 0.0), 6)
-        row["valid_loss"] = round(learn.valid_loss, 6)
-        row.update({k: round(v, 6) for k, v in learn.valid_metrics.items()})
-        row["seconds"] = round(time.perf_counter() - self.epoch_start, 4)
-        learn.history.append(row)
-
-
-def summed(means: Sequence[Tensor], rows: int) -> Tensor:
-    """Means over `rows` rows turned into sums, with the row count last:
-    K means -> (K + 1,) [mean_1 * rows, ..., mean_K * rows, rows], on their device.
-
-    Sums, not means, because sums add up, over batches and over data-parallel
-    workers; they are divided by their rows once, when the epoch is read back.
-    """
-    one = means[0].new_ones(())  # the row count rides in the same tensor: no copy
-    return torch.stack([*means, one]) * rows
 
 
 class Learner:
@@ -334,7 +263,7 @@ class Learner:
         assert self.opt is not None
         n = len(self.batch_losses)
         values = torch.cat([self.batch_losses, *self.sums.values()]).tolist()
-        losses, self.means = values[:n], _means(self.sums, values[n:])
+        losses, self.means = values[:n], means_of(self.sums, values[n:])
         rows = sum(self.batch_rows)
         self.train_loss = sum(x * b for x, b in zip(losses, self.batch_rows)) / max(rows, 1)
         self.valid_loss = self.means.get("valid_loss", math.nan)
@@ -358,7 +287,7 @@ class Learner:
         (Under data-parallel training this is this worker's shard; the validation
         during `fit` is summed over the workers by their callback.)"""
         names, total = self._sums_over(dl)
-        means = _means({names: total}, total.tolist())
+        means = means_of({names: total}, total.tolist())
         metrics = {metric_name(m): means.get(f"valid_{metric_name(m)}", 0.0) for m in self.metrics}
         return means.get("valid_loss", math.nan), metrics
 
@@ -437,8 +366,7 @@ class Learner:
             f"({self.start_loss:.4g}),"
         )
         what = (
-            f"the loss {became} at epoch {self.epoch_count + 1}, {where}, "
-            f"with learning rate {lr:g}"
+            f"the loss {became} at epoch {self.epoch_count + 1}, {where}, with learning rate {lr:g}"
         )
         err = DivergenceError(
             f"{what}: try a smaller learning rate (the weights are kept as they were {kept})"
@@ -462,16 +390,6 @@ class Learner:
             "<tr>" + "".join(f"<td>{_fmt(r[c])}</td>" for c in cols) + "</tr>" for r in self.history
         )
         return f"<b>{self!r}</b><table><tr>{head}</tr>{body}</table>"
-
-
-def _means(sums: dict[tuple[str, ...], Tensor], values: list[float]) -> dict[str, float]:
-    """`values`, the blocks of `sums` read back one after the other, divided by their
-    rows: {name: sum / rows}."""
-    means: dict[str, float] = {}
-    for names in sums:
-        block, values = values[: len(names) + 1], values[len(names) + 1 :]
-        means.update({name: total / max(block[-1], 1) for name, total in zip(names, block)})
-    return means
 
 
 def _fmt(v: Any) -> str:

@@ -306,7 +306,7 @@ def lr_find(
     import torch
 
     from groundup.learn.augment import Augment
-    from groundup.learn.learner import Recorder
+    from groundup.learn.recorder import Recorder
 
     if not 0 < start < end:
         raise UsageError(f"the sweep must rise: start {start:g} is not below end {end:g}")
