@@ -72,7 +72,7 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
     from groundup import distributed
     from groundup.distributed import parallel
     from groundup.runs.config import TrainConfig
-    from groundup.runs.training import make_learner
+    from groundup.runs.training import make_run
 
     torch.set_num_threads(threads)
     who = distributed.worker_from_env(os.environ)
@@ -91,7 +91,7 @@ def worker(out: Path, data: str, epochs: int, threads: int) -> None:
     parallel.all_reduce_gradients = timed_reduce  # what the DataParallel callback calls
     try:
         config = TrainConfig(data=data, **SETTINGS)
-        learn = make_learner(config, rank=rank, world_size=world_size)
+        learn = make_run(config, rank=rank, world_size=world_size).learner
         # warm-up on 10 batches: MKL, the allocator, gloo's first buffers
         full = learn.dls.train.dataset, learn.dls.valid.dataset
         learn.dls.train.dataset, learn.dls.valid.dataset = full[0][:2560], full[1][:2560]

@@ -11,15 +11,8 @@ import torch
 
 from groundup.errors import UsageError
 from groundup.runs.config import TrainConfig
-from groundup.runs.experiments import (
-    Comparison,
-    LRFind,
-    Trial,
-    _suggest,
-    compare,
-    lr_find,
-    parse_seeds,
-)
+from groundup.runs.experiments import Comparison, Trial, compare, parse_seeds
+from groundup.runs.lrfind import LRFind, _suggest, lr_find
 
 
 @pytest.mark.parametrize(

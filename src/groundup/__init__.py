@@ -65,7 +65,7 @@ _EXPORTS: dict[str, str] = {
     "train": "runs.training",
     # experiments
     "compare": "runs.experiments",
-    "lr_find": "runs.experiments",
+    "lr_find": "runs.lrfind",
     # saved runs
     "save_run": "runs.saved",
     "load_run": "runs.saved",
@@ -115,6 +115,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         validate_epoch,
     )
     from groundup.runs.config import TrainConfig
-    from groundup.runs.experiments import compare, lr_find
+    from groundup.runs.experiments import compare
+    from groundup.runs.lrfind import lr_find
     from groundup.runs.saved import load_run, save_run
     from groundup.runs.training import make_learner, train

@@ -237,7 +237,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     # a sweep raises the rate itself: no schedule may set it
     config = options.config_from_args(args, (*options.DATA, *LR_FIND_SETTINGS), schedule="constant")
     _warn_zeros([config.init], [config.model])
-    from groundup.runs.experiments import lr_find, plot_lr_find
+    from groundup.runs.lrfind import lr_find, plot_lr_find
     from groundup.runs.training import make_run
 
     run = make_run(config)
