@@ -130,6 +130,7 @@ function paintGrid(canvas, grid, colour) {
 
 export function probabilityBars(box, digits, probs) {
   box.textContent = "";
+  box.classList.toggle("named", labelWord() !== "digit");
   const best = probs.indexOf(Math.max(...probs));
   digits.forEach((d, i) => {
     const row = document.createElement("div");
@@ -155,6 +156,7 @@ export function probabilityBars(box, digits, probs) {
 function showPrediction(data) {
   const el = $("prediction-digit");
   el.textContent = nameOf(data.prediction);
+  el.classList.toggle("named", labelWord() !== "digit"); // a name is too long for 84px
   pad.seq += 1;
   el.dataset.seq = String(pad.seq);
   probabilityBars($("prob-bars"), data.digits, data.probs);
