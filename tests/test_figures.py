@@ -332,3 +332,74 @@ def test_layers_figure_orders_neurons_by_distance_moved_and_has_scales():
     ten = F.layers_figure(mlp([256, 128], n_out=10))
     assert "neurons 0-29 of 256" in ten.subfigs[0]._suptitle.get_text()
     assert len(ten.subfigs[1].axes) == 2  # the second-layer map and its colour bar
+
+
+# -- Fashion-MNIST: its labels are classes of clothes, not digits ----------------------------
+
+FASHION = ("0 T-shirt/top", "1 Trouser", "2 Pullover", "3 Dress", "4 Coat", "5 Sandal",
+           "6 Shirt", "7 Sneaker", "8 Bag", "9 Ankle boot")  # fmt: skip
+
+
+def _texts(fig):
+    """Every piece of text a reader sees: titles, axis labels, tick labels, captions."""
+    from matplotlib.text import Text
+
+    found = [t.get_text() for t in fig.findobj(Text)]
+    for ax in fig.get_axes():
+        found += [t.get_text() for t in (*ax.get_xticklabels(), *ax.get_yticklabels())]
+    return [t for t in found if t]
+
+
+def _fashion_figures(source):
+    """Each figure that shows a label, drawn for all ten labels (and the pair 0 v 9)."""
+    rng = np.random.default_rng(0)
+    ten = tuple(range(10))
+    true = np.arange(20) % 10
+    probs = np.roll(np.eye(10), 1, axis=1)[true] * 0.9 + 0.01  # every image wrong
+    images = rng.random((20, 784))
+    net = simple_net(30, n_out=10)
+    return {
+        "confusion": F.confusion_figure(np.eye(10, dtype=int) * 3, ten, source=source),
+        "top-losses": F.top_losses_figure(images, probs, true, ten, k=10, source=source),
+        "predictions": F.predictions_figure(probs, true, ten, source=source),
+        "weights": F.weights_figure(rng.normal(size=(784, 10)), ten, source=source),
+        "weights pair": F.weights_figure(rng.normal(size=784), (0, 9), source=source),
+        "layers": F.layers_figure(net, ten, source=source),
+        "layer2 pair": F.layer2_figure(rng.normal(size=(30, 1)), (0, 9), source=source),
+        "activations": F.activations_figure(net, images[0], ten, source=source),
+    }
+
+
+def test_figures_name_fashion_mnist_classes_and_never_say_digit():
+    for name, fig in _fashion_figures("fashion-mnist").items():
+        text = " | ".join(_texts(fig))
+        assert "digit" not in text, (name, text)
+        wanted = ("0 T-shirt/top", "9 Ankle boot") if "pair" in name else FASHION
+        for label in wanted:
+            assert label in text, (name, label, text)
+
+
+def test_confusion_ticks_are_the_class_names_in_label_order():
+    fig = F.confusion_figure(np.eye(10, dtype=int), tuple(range(10)), source="fashion-mnist")
+    ax = fig.get_axes()[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(FASHION)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(FASHION)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+
+
+def test_top_losses_names_what_was_said_and_the_truth():
+    probs = np.array([[0.1, 0.9], [0.8, 0.2]])
+    fig = F.top_losses_figure(
+        np.zeros((2, 784)), probs, np.array([0, 1]), (3, 6), source="fashion-mnist"
+    )
+    titles = [t.get_text() for t in fig.get_axes()[0].texts]
+    assert titles == ["said 6 Shirt (0.90)\nis 3 Dress", "said 3 Dress (0.80)\nis 6 Shirt"]
+
+
+def test_digits_keep_their_numbers_and_the_word_digit():
+    fig = F.confusion_figure(np.eye(2, dtype=int), (2, 9))
+    ax = fig.get_axes()[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "9"]
+    assert ax.get_xlabel() == "predicted digit"
+    weights = F.weights_figure(np.ones((784, 10)), tuple(range(10)))
+    assert "digit 3" in _texts(weights)

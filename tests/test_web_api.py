@@ -30,6 +30,7 @@ from groundup.web.app import STATIC_DIR
 from groundup.web.events import Throttle
 from groundup.web.guard import MAX_IMAGE_BYTES
 from groundup.web.jobs import JobConflict, TrainingJob, read_settings
+from helpers_data import require_fashion
 from helpers_net import free_port, live_server
 
 BASE = "http://127.0.0.1"
@@ -846,3 +847,14 @@ def test_groundup_serve_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
             proc.kill()
     stderr = proc.stderr.read()
     assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+
+
+def test_the_page_gets_the_names_of_the_labels(client: TestClient, tmp_path: Path) -> None:
+    classes = client.get("/api/settings").json()["classes"]
+    assert classes == {"word": "digit", "names": [str(d) for d in range(10)]}
+    require_fashion()
+    app = create_app("fashion-mnist", tmp_path / "runs", phase_pause=0.0)
+    with TestClient(app, base_url=BASE) as c:
+        classes = c.get("/api/settings").json()["classes"]
+    assert classes["word"] == "class"
+    assert classes["names"][0] == "0 T-shirt/top" and classes["names"][9] == "9 Ankle boot"

@@ -101,11 +101,11 @@ def first_image(digit: int) -> np.ndarray:
 
 
 @contextmanager
-def browser_on_the_app(tmp_path: Path) -> Iterator[tuple[Any, str, Any]]:
+def browser_on_the_app(tmp_path: Path, source: str = "sample") -> Iterator[tuple[Any, str, Any]]:
     """(Playwright's sync API, the page's URL, a launched Chromium) for a fresh app on
-    the sample, served on a free 127.0.0.1 port; all closed afterwards."""
+    `source`, served on a free 127.0.0.1 port; all closed afterwards."""
     sync_api = need_browser()
-    app = create_app("sample", tmp_path / "runs")
+    app = create_app(source, tmp_path / "runs")
     with live_server(app) as url, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
@@ -187,6 +187,8 @@ def test_train_watch_and_draw_in_chromium(tmp_path: Path) -> None:
         # the data browser: a grid of images, and one image's pixel table
         page.locator(".thumb").first.click()
         expect(page.locator("table.pixels tr")).to_have_count(28)
+        # shaded as MNIST stores it: white ink (255) on black (0)
+        assert cell_colours(page) == {"0": "rgb(0, 0, 0)", "255": "rgb(255, 255, 255)"}
 
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
@@ -312,3 +314,58 @@ def test_the_form_shows_the_servers_defaults_for_each_choice(tmp_path: Path) -> 
         page.locator("#epochs").fill("")
         page.locator("#epochs").dispatch_event("change")
         expect(fields["epochs"]).to_have_value("20")
+
+
+def cell_colours(page: Any) -> dict[str, str]:
+    """The background of a 0 and of a 255 cell of the pixel table on show."""
+    return page.evaluate("""() => {
+        const out = {};
+        for (const td of document.querySelectorAll("table.pixels td")) {
+            const v = td.textContent;
+            if (v === "0" || v === "255") out[v] = td.style.background;
+        }
+        return out;
+    }""")
+
+
+def test_fashion_mnist_classes_are_named_on_the_page(tmp_path: Path) -> None:
+    """Served on Fashion-MNIST, the page calls the labels classes and names them, as
+    the server sends them (GET /api/settings): the form, the pad, the data browser."""
+    from helpers_data import require_fashion
+
+    require_fashion()
+    with browser_on_the_app(tmp_path, "fashion-mnist") as (sync_api, url, browser):
+        expect = sync_api.expect
+        page = browser.new_page(viewport={"width": 1360, "height": 1000})
+        page.goto(url)
+        expect(page.locator("#state-label")).to_have_text("ready", timeout=30_000)
+        expect(page.locator("label[for=digit-a]")).to_have_text("Classes")
+        options = page.locator("#digit-a option").all_text_contents()
+        assert options[0] == "0 T-shirt/top" and options[9] == "9 Ankle boot"
+        expect(page.locator("#draw-title")).to_have_text("2 Draw one")
+        expect(page.locator("#pred-note")).to_have_text("Draw one in white on the black pad.")
+        page.hover("#draw-canvas")
+        expect(page.locator("#tooltip")).to_contain_text("image of a class")
+        expect(page.locator("#tooltip")).to_contain_text("white ink on the black pad")
+
+        names = set(options)
+        first = page.locator(".thumb").first
+        expect(first).to_be_visible(timeout=20_000)
+        caption = first.locator("span").text_content()
+        assert caption.split(" → ")[0] in names, caption
+        first.click()
+        expect(page.locator("table.pixels tr")).to_have_count(28)
+        head = page.locator(".detail-head").text_content()
+        said = head.split("The model says ")[1].split(" (")[0]
+        assert said in names, head
+        assert cell_colours(page)["0"] == "rgb(0, 0, 0)"
+
+        from groundup.data.sources import load_source
+
+        images, labels = load_source("fashion-mnist").split("valid")
+        draw(page, images[int(np.flatnonzero(labels == 1)[0])])  # a trouser
+        pred = page.locator("#prediction-digit")
+        expect(page.locator("#prob-bars .bar")).to_have_count(2, timeout=15_000)
+        assert pred.text_content() in names
+        bars = page.locator("#prob-bars .bar > span:first-child").all_text_contents()
+        assert bars == ["2 Pullover", "9 Ankle boot"]  # the default pair, 2 and 9

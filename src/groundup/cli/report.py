@@ -203,8 +203,10 @@ def _figure_of(args: argparse.Namespace) -> Any:
 
     name = args.figure
     if name == "digit":
+        from groundup.data.sources import class_name
+
         image, label = pick_image(args.data, args.split, args.digit, args.index)
-        return F.digit_figure(image, f"a {label} ({args.split} image)")
+        return F.digit_figure(image, f"a {class_name(args.data, label)} ({args.split} image)")
     if name == "pixels":
         image, _ = pick_image(args.data, args.split, args.digit, args.index)
         return F.pixel_table_figure(image, args.rows, args.cols)
@@ -242,6 +244,7 @@ def _run_figure(args: argparse.Namespace, F: Any) -> Any:
 
     name = args.figure
     run = load_run(args.run_dir)
+    source = run.meta.get("data", {}).get("source", "")  # names the labels (Fashion-MNIST)
     if name == "curves":
         return F.curves_figure(run.meta.get("history", []), title=str(args.run_dir))
     if name == "weights":
@@ -251,11 +254,11 @@ def _run_figure(args: argparse.Namespace, F: Any) -> Any:
                 f"{run.spec.name!r} (for 'net', try 'groundup figure layers')"
             )
         w, b = F.linear_weights(run.model)
-        return F.weights_figure(w, run.digits, b)
+        return F.weights_figure(w, run.digits, b, source=source)
     if name == "layers":
         from groundup.show.view import initial_model
 
-        return F.layers_figure(run.model, run.digits, init=initial_model(run))
+        return F.layers_figure(run.model, run.digits, init=initial_model(run), source=source)
     if name == "histogram":
         from groundup.show.view import initial_model
 
@@ -263,26 +266,32 @@ def _run_figure(args: argparse.Namespace, F: Any) -> Any:
     from groundup.show.view import confusion, view_run
 
     view = view_run(run, args.data)
+    source = view.raw.name
     if name == "predictions":
         probs = view.init_probs if args.initial else view.probs
         title = "before training" if args.initial else "after training"
-        return F.predictions_figure(probs, view.true, view.digits, title)
+        return F.predictions_figure(probs, view.true, view.digits, title, source=source)
     if name == "activations":
         if not 0 <= args.index < len(view.valid):
             raise UsageError(f"--index {args.index} is out of range: 0 to {len(view.valid) - 1}")
-        label = view.digits[int(view.true[args.index])]
+        from groundup.data.sources import class_name
+
+        label = class_name(source, view.digits[int(view.true[args.index])])
         return F.activations_figure(
             run.model,
             view.valid.x[args.index],
             view.digits,
             title=f"validation image {args.index}, a {label}",
+            source=source,
         )
     if name == "confusion":
-        return F.confusion_figure(confusion(view), view.digits)
+        return F.confusion_figure(confusion(view), view.digits, source=source)
     if name == "top-losses":
         if args.k < 1:
             raise UsageError(f"-k must be at least 1, not {args.k}")
-        return F.top_losses_figure(view.valid.x, view.probs, view.true, view.digits, args.k)
+        return F.top_losses_figure(
+            view.valid.x, view.probs, view.true, view.digits, args.k, source=source
+        )
     raise UsageError(f"unknown figure {name!r}")  # argparse's choices make this unreachable
 
 
@@ -294,9 +303,11 @@ def cmd_figure(args: argparse.Namespace) -> int:
     out: Path = args.out
     if args.figure == "pixels" and out.suffix.lower() in (".html", ".htm"):
         from groundup.atomic import atomic_write_bytes
+        from groundup.data.sources import class_name
         from groundup.show.figures import pixel_table_html
 
-        image, label = pick_image(args.data, args.split, args.digit, args.index)
+        image, number = pick_image(args.data, args.split, args.digit, args.index)
+        label = class_name(args.data, number)
         page = (
             "<!DOCTYPE html><html><head><meta charset='utf-8'>"
             f"<title>the pixels of a {label}</title></head><body>"

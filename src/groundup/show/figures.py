@@ -15,7 +15,7 @@
     layer2_figure         the second layer's weights, one bar per hidden neuron
     layers_figure         both of the above side by side (simple_net)
     activations_figure    one image passing through the net, layer by layer
-    confusion_figure      counts of (true digit, predicted digit)
+    confusion_figure      counts of (true label, predicted label)
     top_losses_figure     the most confident mistakes, with their images
 
 They are drawn with matplotlib on the Agg backend: a `Figure` made directly, with no
@@ -95,6 +95,23 @@ def _hide_axes(ax: Axes) -> None:
     ax.set_yticks([])
 
 
+def _names(digits: Sequence[int], source: str) -> list[str]:
+    """How each label of `digits` is shown: "3", or "3 Dress" for Fashion-MNIST.
+
+    The names and the word for a label ("digit" or "class") have one home,
+    `groundup.data.sources`; `source` is the run's data source ("" for digits).
+    """
+    from groundup.data.sources import class_name
+
+    return [class_name(source, int(d)) for d in digits]
+
+
+def _word(source: str) -> str:
+    from groundup.data.sources import class_word
+
+    return class_word(source)
+
+
 def _grid_shape(n: int, max_cols: int) -> tuple[int, int]:
     cols = min(n, max_cols)
     return math.ceil(n / cols), cols
@@ -144,6 +161,14 @@ def _ink_max(image: Any) -> float:
     return 1.0 if float(np.max(to_numpy(image))) <= 1.0 else 255.0
 
 
+def _tilt_if_long(ax: Axes, labels: Sequence[str]) -> None:
+    """Turn the x tick labels when they are class names, so that they do not overlap."""
+    if max((len(s) for s in labels), default=0) > 2:
+        ax.tick_params(axis="x", labelrotation=45)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+
+
 def _ink_caption(fig: Figure) -> None:
     fig.text(0.5, 0.005, INK_NOTE, ha="center", va="bottom", fontsize=7, color="#555")
 
@@ -152,8 +177,13 @@ GAP = 9  # pixels between the images of a grid, room for a caption above each
 
 
 def _image_grid(
-    ax: Axes, images: np.ndarray, titles: Sequence[str], max_cols: int, cmap: str,
-    symmetric: bool = False, fontsize: float = 7,
+    ax: Axes,
+    images: np.ndarray,
+    titles: Sequence[str],
+    max_cols: int,
+    cmap: str,
+    symmetric: bool = False,
+    fontsize: float = 7,
 ) -> None:
     """Draw (N, 28, 28) images as a grid inside one Axes, one AxesImage each.
 
@@ -164,25 +194,30 @@ def _image_grid(
     from matplotlib.patches import Rectangle
 
     rows, cols = _grid_shape(len(images), max_cols)
-    step = SIDE + GAP
+    gap = GAP * _caption_lines(titles)
+    step = SIDE + gap
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
-        x0, y0 = c * step, r * step + GAP
+        x0, y0 = c * (SIDE + GAP), r * step + gap
         if symmetric:
             s = float(np.abs(img).max()) or 1.0
             lim = {"vmin": -s, "vmax": s}
         else:
             lim = {"vmin": min(0.0, float(img.min())), "vmax": max(1.0, float(img.max()))}
-        ax.imshow(img, cmap=cmap, interpolation="nearest", extent=(x0, x0 + SIDE, y0 + SIDE, y0),
-                  **lim)
+        ax.imshow(
+            img, cmap=cmap, interpolation="nearest", extent=(x0, x0 + SIDE, y0 + SIDE, y0), **lim
+        )
         ax.add_patch(Rectangle((x0, y0), SIDE, SIDE, fill=False, lw=0.6, edgecolor="#444"))
         if i < len(titles):
-            ax.text(x0 + SIDE / 2, y0 - 1.5, titles[i], ha="center", va="bottom",
-                    fontsize=fontsize)
-    ax.set_xlim(-1, cols * step - GAP + 1)
+            ax.text(x0 + SIDE / 2, y0 - 1.5, titles[i], ha="center", va="bottom", fontsize=fontsize)
+    ax.set_xlim(-1, cols * (SIDE + GAP) - GAP + 1)
     ax.set_ylim(rows * step + 1, 0)
     ax.set_aspect("equal")
     ax.set_axis_off()
+
+
+def _caption_lines(titles: Sequence[str]) -> int:
+    return 1 + max((t.count("\n") for t in titles), default=0)
 
 
 def digits_figure(
@@ -198,8 +233,10 @@ def digits_figure(
     rows, cols = _grid_shape(len(imgs), max_cols)
     width = 1.3 * cols + 0.2
     # + 0.2 in: room for the note on the ink
-    fig = _new_figure(max(width, 3.5) if title else width,
-                      1.45 * rows + (0.4 if title else 0) + 0.2)
+    extra = 0.25 * (_caption_lines(titles) - 1)  # each caption line after the first
+    fig = _new_figure(
+        max(width, 3.5) if title else width, (1.45 + extra) * rows + (0.4 if title else 0) + 0.2
+    )
     _image_grid(fig.add_subplot(), imgs, titles, max_cols, INK, fontsize=8)
     if title:
         fig.suptitle(title)
@@ -225,7 +262,9 @@ def _pixel_values(image: Any) -> np.ndarray:
 
 
 def pixel_table_html(
-    image: Any, rows: tuple[int, int] = (0, SIDE), cols: tuple[int, int] = (0, SIDE),
+    image: Any,
+    rows: tuple[int, int] = (0, SIDE),
+    cols: tuple[int, int] = (0, SIDE),
     title: str = "",
 ) -> str:
     """The image as an HTML table of its pixel values 0-255, each cell shaded by value.
@@ -240,8 +279,10 @@ def pixel_table_html(
     cell = "min-width:2.6em;height:1.4em;text-align:center;padding:0 1px;font:10px monospace"
     out = ['<table class="pixels" style="border-collapse:collapse">']
     if title:
-        out.append('<caption style="font:bold 13px sans-serif;text-align:left;padding:4px 0">'
-                   f"{html.escape(title)}</caption>")
+        out.append(
+            '<caption style="font:bold 13px sans-serif;text-align:left;padding:4px 0">'
+            f"{html.escape(title)}</caption>"
+        )
     out.append("<tr><th></th>")
     out += [f'<th style="{cell};color:#888">{c}</th>' for c in range(cols[0], cols[1])]
     out.append("</tr>")
@@ -267,8 +308,15 @@ def pixel_table_figure(
     ax = fig.add_subplot()
     ax.imshow(values, cmap=INK, vmin=0, vmax=255, interpolation="nearest", aspect="auto")
     for (r, c), v in np.ndenumerate(values):
-        ax.text(c, r, str(v), ha="center", va="center", fontsize=6,
-                color="black" if v > 127 else "white")
+        ax.text(
+            c,
+            r,
+            str(v),
+            ha="center",
+            va="center",
+            fontsize=6,
+            color="black" if v > 127 else "white",
+        )
     ax.set_xticks(range(w), [str(c) for c in range(cols[0], cols[1])], fontsize=6)
     ax.set_yticks(range(h), [str(r) for r in range(rows[0], rows[1])], fontsize=6)
     ax.tick_params(length=0)
@@ -295,24 +343,38 @@ def steps_figure() -> Figure:
         colour = "#dbe9f6" if name not in ("init", "stop") else "#eeeeee"
         ax.add_patch(
             FancyBboxPatch(
-                (i - box_w / 2, -box_h / 2), box_w, box_h,
-                boxstyle="round,pad=0.04", facecolor=colour, edgecolor="#335",
+                (i - box_w / 2, -box_h / 2),
+                box_w,
+                box_h,
+                boxstyle="round,pad=0.04",
+                facecolor=colour,
+                edgecolor="#335",
             )
         )
         ax.text(i, 0.1, name, ha="center", va="center", fontsize=12, weight="bold", gid="step")
-        ax.text(i, -0.15, func, ha="center", va="center", fontsize=7.5, family="monospace",
-                color="#444")
+        ax.text(
+            i, -0.15, func, ha="center", va="center", fontsize=7.5, family="monospace", color="#444"
+        )
     arrow = {"arrowstyle": "-|>", "color": "#335", "lw": 1.5}
     for i in range(len(STEPS) - 1):
         ax.annotate("", xy=(i + 1 - box_w / 2, 0), xytext=(i + box_w / 2, 0), arrowprops=arrow)
     # the loop: from the bottom of "repeat" round to the bottom of "predict"
     rep, pred = _step_index("repeat"), _step_index("predict")
     ax.annotate(
-        "", xy=(pred, -box_h / 2 - 0.05), xytext=(rep, -box_h / 2 - 0.05), gid="loop",
+        "",
+        xy=(pred, -box_h / 2 - 0.05),
+        xytext=(rep, -box_h / 2 - 0.05),
+        gid="loop",
         arrowprops={**arrow, "connectionstyle": "bar,fraction=-0.12"},
     )
-    ax.text((rep + pred) / 2, -1.3, "repeat: predict again with the new weights",
-            ha="center", fontsize=9, style="italic")
+    ax.text(
+        (rep + pred) / 2,
+        -1.3,
+        "repeat: predict again with the new weights",
+        ha="center",
+        fontsize=9,
+        style="italic",
+    )
     return fig
 
 
@@ -354,15 +416,31 @@ def descent_figure(x0: float = 1.5, lr: float = 0.2, steps: int = 6) -> Figure:
         slope = 2 * x
         seg = np.array([x - half, x + half])
         # earlier tangents fade, so that they do not hide the steps
-        ax.plot(seg, x**2 + slope * (seg - x), color="tab:orange",
-                lw=1.8 if k == last else 1.0, alpha=1.0 if k == last else 0.15,
-                label="tangent at the current step (slope 2x); earlier ones faded"
-                if k == last else None)
+        ax.plot(
+            seg,
+            x**2 + slope * (seg - x),
+            color="tab:orange",
+            lw=1.8 if k == last else 1.0,
+            alpha=1.0 if k == last else 0.15,
+            label="tangent at the current step (slope 2x); earlier ones faded"
+            if k == last
+            else None,
+        )
         if k in (0, last):  # the first slope and the current one; the rest would pile up
-            ax.annotate(f"slope {slope:.2f}", (x, x**2), xytext=(8, -14),
-                        textcoords="offset points", fontsize=8, color="tab:orange")
-        ax.annotate("", xy=(xs[k + 1], xs[k + 1] ** 2), xytext=(x, x**2),
-                    arrowprops={"arrowstyle": "->", "color": "tab:blue", "lw": 1})
+            ax.annotate(
+                f"slope {slope:.2f}",
+                (x, x**2),
+                xytext=(8, -14),
+                textcoords="offset points",
+                fontsize=8,
+                color="tab:orange",
+            )
+        ax.annotate(
+            "",
+            xy=(xs[k + 1], xs[k + 1] ** 2),
+            xytext=(x, x**2),
+            arrowprops={"arrowstyle": "->", "color": "tab:blue", "lw": 1},
+        )
     ax.plot(xs, xs**2, "o", color="tab:blue", label="steps")
     ax.set_xlabel("x (the weight)")
     ax.set_ylabel("y = x² (the loss)")
@@ -450,13 +528,19 @@ def accuracy_compute_figure(points: Sequence[Mapping[str, Any]], title: str = ""
 
 
 def predictions_figure(
-    probs: Any, true_class: Any, digits: Sequence[int], title: str = "predictions"
+    probs: Any,
+    true_class: Any,
+    digits: Sequence[int],
+    title: str = "predictions",
+    *,
+    source: str = "",
 ) -> Figure:
     """What a model says about the validation images.
 
     Left: how much probability it gives the right digit, one histogram per true digit
     (a good model piles everything near 1). Right: how often it predicts each digit.
-    probs: (N, C); true_class: (N,) positions in `digits`.
+    probs: (N, C); true_class: (N,) positions in `digits`. `source` names the labels
+    (Fashion-MNIST's are classes of clothes, not digits).
     """
     p = to_numpy(probs)
     t = to_numpy(true_class).astype(np.int64)
@@ -464,21 +548,25 @@ def predictions_figure(
     fig = _new_figure(9, 3.4)
     ax_hist, ax_bar = fig.subplots(1, 2)
     bins = np.linspace(0, 1, 21)
-    for c, d in enumerate(digits):
-        ax_hist.hist(right[t == c], bins=bins, histtype="step", lw=1.5, label=f"true {d}")
-    ax_hist.set_xlabel("probability given to the right digit")
+    names, word = _names(digits, source), _word(source)
+    for c, name in enumerate(names):
+        ax_hist.hist(right[t == c], bins=bins, histtype="step", lw=1.5, label=f"true {name}")
+    ax_hist.set_xlabel(f"probability given to the right {word}")
     ax_hist.set_ylabel("images")
     if len(digits) <= 10:
         ax_hist.legend(fontsize=7)
     counts = np.bincount(p.argmax(axis=1), minlength=len(digits))
-    ax_bar.bar([str(d) for d in digits], counts, color="tab:blue")
-    ax_bar.set_xlabel("predicted digit")
+    ax_bar.bar(names, counts, color="tab:blue")
+    _tilt_if_long(ax_bar, names)
+    ax_bar.set_xlabel(f"predicted {word}")
     ax_bar.set_ylabel("images")
     fig.suptitle(f"{title}: {float((p.argmax(axis=1) == t).mean()):.1%} right")
     return fig
 
 
-def weights_figure(weights: Any, digits: Sequence[int], bias: Any = None) -> Figure:
+def weights_figure(
+    weights: Any, digits: Sequence[int], bias: Any = None, *, source: str = ""
+) -> Figure:
     """A linear model's weights, one 28x28 map per output, on a diverging scale.
 
     weights: (784, C) as `Linear.weight` (or (784,)). For a pair (C = 1) the one map
@@ -498,16 +586,22 @@ def weights_figure(weights: Any, digits: Sequence[int], bias: Any = None) -> Fig
     if n_out == 1:
         fig = _new_figure(5, 4.4)
         ax = fig.add_subplot()
-        im = ax.imshow(w[:, 0].reshape(SIDE, SIDE), cmap=DIVERGING, vmin=-scale, vmax=scale,
-                       interpolation="nearest")
+        im = ax.imshow(
+            w[:, 0].reshape(SIDE, SIDE),
+            cmap=DIVERGING,
+            vmin=-scale,
+            vmax=scale,
+            interpolation="nearest",
+        )
         _hide_axes(ax)
-        first, second = (digits[0], digits[1]) if len(digits) == 2 else ("1", "0")
+        first, second = _names(digits, source) if len(digits) == 2 else ("1", "0")
         where = f", bias {b[0]:+.3f}" if b is not None else ""
         ax.set_title(f'blue pixels vote "{first}", red vote "{second}"{where}', fontsize=10)
         bar = fig.colorbar(im, ax=ax, shrink=0.85)
         bar.set_label(f'← "{second}"      weight      "{first}" →')
         return fig
     rows, cols = _grid_shape(n_out, 5)
+    names, word = _names(digits, source), _word(source)
     fig = _new_figure(2.1 * cols + 0.8, 2.2 * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
     im = None
@@ -516,16 +610,27 @@ def weights_figure(weights: Any, digits: Sequence[int], bias: Any = None) -> Fig
         if c >= n_out:
             ax.set_axis_off()
             continue
-        im = ax.imshow(w[:, c].reshape(SIDE, SIDE), cmap=DIVERGING, vmin=-scale, vmax=scale,
-                       interpolation="nearest")
-        label = digits[c] if c < len(digits) else c
-        ax.set_title(f"digit {label}" + (f" (b {b[c]:+.2f})" if b is not None else ""), fontsize=9)
-    fig.colorbar(im, ax=axes, shrink=0.8, label="weight: blue is evidence for the digit")
+        im = ax.imshow(
+            w[:, c].reshape(SIDE, SIDE),
+            cmap=DIVERGING,
+            vmin=-scale,
+            vmax=scale,
+            interpolation="nearest",
+        )
+        label = names[c] if c < len(names) else c
+        ax.set_title(f"{word} {label}" + (f" (b {b[c]:+.2f})" if b is not None else ""), fontsize=9)
+    fig.colorbar(im, ax=axes, shrink=0.8, label=f"weight: blue is evidence for the {word}")
     return fig
 
 
-def _draw_neurons(fig: Figure | SubFigure, w1: np.ndarray, w2: np.ndarray | None,
-                  max_neurons: int, title: str = "", moved: np.ndarray | None = None) -> None:
+def _draw_neurons(
+    fig: Figure | SubFigure,
+    w1: np.ndarray,
+    w2: np.ndarray | None,
+    max_neurons: int,
+    title: str = "",
+    moved: np.ndarray | None = None,
+) -> None:
     """The first `max_neurons` neurons of w1 (784, H), or with `moved` (H,), each
     neuron's distance from its initial weights, the ones that moved most, in order."""
     total = w1.shape[1]
@@ -544,8 +649,10 @@ def _draw_neurons(fig: Figure | SubFigure, w1: np.ndarray, w2: np.ndarray | None
     if not title:
         if moved is not None:
             which = "all" if n == total else f"the {n} of {total}"
-            title = (f"first layer: {which} neurons, those that moved most from their start "
-                     "first (caption: neuron, distance moved)")
+            title = (
+                f"first layer: {which} neurons, those that moved most from their start "
+                "first (caption: neuron, distance moved)"
+            )
         else:
             which = f"all {n}" if n == total else f"neurons 0-{n - 1} of {total}"
             title = f"first layer: what each neuron looks for ({which})"
@@ -560,11 +667,20 @@ def _neuron_colour_bar(fig: Figure | SubFigure, ax: Axes) -> None:
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    bar = fig.colorbar(ScalarMappable(Normalize(-1, 1), DIVERGING), ax=ax, shrink=0.6,
-                       orientation="horizontal", pad=0.02, aspect=40)
+    bar = fig.colorbar(
+        ScalarMappable(Normalize(-1, 1), DIVERGING),
+        ax=ax,
+        shrink=0.6,
+        orientation="horizontal",
+        pad=0.02,
+        aspect=40,
+    )
     bar.set_ticks([-1, 0, 1], labels=["−max", "0", "+max"])
-    bar.set_label("weight ÷ the neuron's largest |weight|: blue, ink there excites the "
-                  "neuron; red, it inhibits", fontsize=7)
+    bar.set_label(
+        "weight ÷ the neuron's largest |weight|: blue, ink there excites the "
+        "neuron; red, it inhibits",
+        fontsize=7,
+    )
     bar.ax.tick_params(labelsize=7)
 
 
@@ -582,7 +698,7 @@ def neurons_figure(w1: Any, w2: Any = None, max_neurons: int = 30, title: str = 
     return fig
 
 
-def _draw_layer2(ax: Axes, w2: np.ndarray, digits: Sequence[int]) -> None:
+def _draw_layer2(ax: Axes, w2: np.ndarray, digits: Sequence[int], source: str = "") -> None:
     if w2.shape[1] == 1:
         v = w2[:, 0]
         colours = ["tab:blue" if x > 0 else "tab:red" for x in v]
@@ -590,30 +706,31 @@ def _draw_layer2(ax: Axes, w2: np.ndarray, digits: Sequence[int]) -> None:
         ax.invert_yaxis()
         ax.axvline(0, color="#555", lw=0.8)
         ax.set_ylabel("hidden neuron")
-        first, second = (digits[0], digits[1]) if len(digits) == 2 else ("1", "0")
+        first, second = _names(digits, source) if len(digits) == 2 else ("1", "0")
         ax.set_xlabel(f'← "{second}"   weight   "{first}" →')
         ax.set_title("second layer")
     else:
         s = float(np.abs(w2).max()) or 1.0
-        im = ax.imshow(w2, cmap=DIVERGING, vmin=-s, vmax=s, aspect="auto",
-                       interpolation="nearest")
+        im = ax.imshow(w2, cmap=DIVERGING, vmin=-s, vmax=s, aspect="auto", interpolation="nearest")
         ax.set_ylabel(f"hidden neuron (all {len(w2)})")
         if len(digits) == w2.shape[1]:  # the output layer: one column per class
-            ax.set_xticks(range(len(digits)), [str(d) for d in digits])
-            ax.set_xlabel("output")
+            names = _names(digits, source)
+            ax.set_xticks(range(len(digits)), names)
+            _tilt_if_long(ax, names)
+            ax.set_xlabel(f"output: one per {_word(source)}")
         else:
             ax.set_xlabel(f"unit of the next layer ({w2.shape[1]})")
         ax.set_title("second layer weights")
         ax.figure.colorbar(im, ax=ax, label="weight: blue excites the unit it feeds, red inhibits")
 
 
-def layer2_figure(w2: Any, digits: Sequence[int] = (2, 9)) -> Figure:
+def layer2_figure(w2: Any, digits: Sequence[int] = (2, 9), *, source: str = "") -> Figure:
     """The second layer's weights: one bar per hidden neuron (for one output), positive
-    for a neuron whose firing pushes toward the first digit. w2: (H, 1) or (H, C)."""
+    for a neuron whose firing pushes toward the first label. w2: (H, 1) or (H, C)."""
     w = to_numpy(w2)
     w = w[:, None] if w.ndim == 1 else w
     fig = _new_figure(4, max(3.0, 0.16 * len(w) + 1))
-    _draw_layer2(fig.add_subplot(), w, digits)
+    _draw_layer2(fig.add_subplot(), w, digits, source)
     return fig
 
 
@@ -643,7 +760,12 @@ def hidden_layers(model: Any) -> tuple[Any, Any]:
 
 
 def layers_figure(
-    model: Any, digits: Sequence[int] = (2, 9), max_neurons: int = 30, init: Any = None
+    model: Any,
+    digits: Sequence[int] = (2, 9),
+    max_neurons: int = 30,
+    init: Any = None,
+    *,
+    source: str = "",
 ) -> Figure:
     """simple_net's two layers: the first layer's neurons as images, and the second
     layer's weight on each of them.
@@ -664,7 +786,7 @@ def layers_figure(
     fig = _new_figure(1.25 * cols + 3.6, max(1.45 * rows + 1.0, 4))
     left, right = fig.subfigures(1, 2, width_ratios=[1.25 * cols, 3.4])
     _draw_neurons(left, w1, w2, max_neurons, moved=moved)
-    _draw_layer2(right.add_subplot(), w2, digits)
+    _draw_layer2(right.add_subplot(), w2, digits, source)
     return fig
 
 
@@ -689,7 +811,7 @@ def activations(model: Any, x: Any) -> list[tuple[str, np.ndarray]]:
 
 
 def activations_figure(
-    model: Any, x: Any, digits: Sequence[int] = (2, 9), title: str = ""
+    model: Any, x: Any, digits: Sequence[int] = (2, 9), title: str = "", *, source: str = ""
 ) -> Figure:
     """One image passing through the net: the image, each layer's output as bars
     (after a ReLU the negative ones are gone), and the final probabilities.
@@ -700,15 +822,16 @@ def activations_figure(
     n_panels = len(acts) + 1  # the image, each layer, the probabilities
     fig = _new_figure(min(3.0 * n_panels, 18), 3.2)
     axes = fig.subplots(1, n_panels, width_ratios=[1] + [1.6] * (n_panels - 1))
-    axes[0].imshow(as_image(acts[0][1]), cmap=INK, vmin=0, vmax=_ink_max(acts[0][1]),
-                   interpolation="nearest")
+    axes[0].imshow(
+        as_image(acts[0][1]), cmap=INK, vmin=0, vmax=_ink_max(acts[0][1]), interpolation="nearest"
+    )
     _hide_axes(axes[0])
     axes[0].set_title("input (white ink\non black, as MNIST)", fontsize=8)
     for ax, (name, v) in zip(axes[1:-1], acts[1:], strict=True):
         ax.bar(np.arange(len(v)), v, color=np.where(v > 0, "tab:blue", "tab:red"))
         ax.axhline(0, color="#555", lw=0.6)
         ax.set_title(name, fontsize=9)
-        if len(v) == 1:  # the pair's one output: a score, > 0 leaning to the first digit
+        if len(v) == 1:  # the pair's one output: a score, > 0 leaning to the first label
             ax.set_xticks([0], [f"score {v[0]:+.2f}"])
         else:
             ax.set_xlabel("unit")
@@ -718,9 +841,11 @@ def activations_figure(
 
     probs = Task(digits).probabilities(torch.as_tensor(acts[-1][1])[None, :])[0].numpy()
     ax = axes[-1]
-    ax.bar([str(d) for d in digits[: len(probs)]], probs, color="tab:green")
+    names = _names(digits[: len(probs)], source)
+    ax.bar(names, probs, color="tab:green")
+    _tilt_if_long(ax, names)
     ax.set_ylim(0, 1)
-    ax.set_title("probability", fontsize=9)
+    ax.set_title(f"probability of each {_word(source)}", fontsize=9)
     if title:
         fig.suptitle(title)
     return fig
@@ -751,29 +876,41 @@ def weight_histogram_figure(
     return fig
 
 
-def confusion_figure(matrix: Any, digits: Sequence[int], title: str = "") -> Figure:
-    """Counts of (true digit, predicted digit): the diagonal is right, the rest mistakes.
+def confusion_figure(
+    matrix: Any, digits: Sequence[int], title: str = "", *, source: str = ""
+) -> Figure:
+    """Counts of (true label, predicted label): the diagonal is right, the rest mistakes.
 
     matrix: (C, C) as `groundup.runs.evaluate.confusion_matrix` gives (rows true). The
     image's array is the matrix itself, so its sum is the number of images.
     """
     m = to_numpy(matrix)
     n = len(m)
-    fig = _new_figure(1.0 + 0.55 * n + 1.2, 0.8 + 0.55 * n + 0.6)
+    room = 0.07 * max((len(s) for s in _names(digits, source)), default=1)  # long names
+    fig = _new_figure(1.0 + 0.55 * n + 1.2 + room, 0.8 + 0.55 * n + 0.6 + room)
     ax = fig.add_subplot()
     ax.imshow(m, cmap="Blues", interpolation="nearest")
     for (r, c), v in np.ndenumerate(m):
-        ax.text(c, r, f"{int(v)}", ha="center", va="center", fontsize=9,
-                color="white" if v > m.max() / 2 else "black")
-    labels = [str(d) for d in digits]
+        ax.text(
+            c,
+            r,
+            f"{int(v)}",
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="white" if v > m.max() / 2 else "black",
+        )
+    labels, word = _names(digits, source), _word(source)
     ax.set_xticks(range(n), labels)
     ax.set_yticks(range(n), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    _tilt_if_long(ax, labels)
+    ax.set_xlabel(f"predicted {word}")
+    ax.set_ylabel(f"true {word}")
     total, right = int(m.sum()), int(np.trace(m))
     wrong = total - right
-    ax.set_title(title or f"{right} of {total} right, {wrong} mistake{'s' * (wrong != 1)}",
-                 fontsize=10)
+    ax.set_title(
+        title or f"{right} of {total} right, {wrong} mistake{'s' * (wrong != 1)}", fontsize=10
+    )
     return fig
 
 
@@ -796,12 +933,19 @@ def top_losses(probs: Any, true_class: Any, k: int = 9, mistakes_only: bool = Tr
 
 
 def top_losses_figure(
-    images: Any, probs: Any, true_class: Any, digits: Sequence[int], k: int = 9
+    images: Any,
+    probs: Any,
+    true_class: Any,
+    digits: Sequence[int],
+    k: int = 9,
+    *,
+    source: str = "",
 ) -> Figure:
     """The most confident mistakes: each image with what the model said and the truth.
 
     images: (N, 784); probs: (N, C); true_class: (N,). Titles read
-    "said 9 (0.97), is 2", from the highest loss down.
+    "said 9 (0.97), is 2", from the highest loss down; with `source` a class
+    name, "said 6 Shirt (0.97)" over "is 0 T-shirt/top".
     """
     p = to_numpy(probs)
     t = to_numpy(true_class).astype(np.int64)
@@ -814,11 +958,16 @@ def top_losses_figure(
         return fig
     imgs = to_numpy(images).reshape(len(t), -1)[idx]
     pred = p[idx].argmax(axis=1)
+    names = _names(digits, source)
+    # a class name is long: the truth goes on a line of its own
+    sep = ", " if max(len(s) for s in names) <= 2 else "\n"
     titles = [
-        f"said {digits[pr]} ({p[i, pr]:.2f}), is {digits[t[i]]}"
+        f"said {names[pr]} ({p[i, pr]:.2f}){sep}is {names[t[i]]}"
         for i, pr in zip(idx, pred, strict=True)
     ]
-    heading = "the most confident mistake" if len(idx) == 1 else (
-        f"the {len(idx)} most confident mistakes")
+    heading = (
+        "the most confident mistake"
+        if len(idx) == 1
+        else (f"the {len(idx)} most confident mistakes")
+    )
     return digits_figure(imgs, titles, max_cols=min(len(idx), 5), title=heading)
-

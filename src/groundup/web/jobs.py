@@ -136,7 +136,22 @@ class TrainingJob:
         choices, config, _ = read_settings(params)
         mapping = {**choices, "data": self.data, "device": "cpu"}
         resolved = resolve_defaults(mapping, self._n_train(config.digits))
-        return {"schema": settings_schema(), "resolved": {k: resolved[k] for k in PAGE_SETTINGS}}
+        return {
+            "schema": settings_schema(),
+            "resolved": {k: resolved[k] for k in PAGE_SETTINGS},
+            "classes": self.classes(),
+        }
+
+    def classes(self) -> dict[str, Any]:
+        """What the server's data calls its labels, for the page: {"word": "digit" or
+        "class", "names": label k's name, "3" or "3 Dress"}, from `data.sources`."""
+        from groundup.data.digits import ALL_DIGITS
+        from groundup.data.sources import class_name, class_word
+
+        return {
+            "word": class_word(self.data),
+            "names": [class_name(self.data, d) for d in ALL_DIGITS],
+        }
 
     # -- control, called by the web requests -------------------------------------------------
 

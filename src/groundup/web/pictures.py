@@ -32,7 +32,8 @@ def png_data_uri(pixels: np.ndarray) -> str:
 
 
 def gray_png(pixels: np.ndarray) -> str:
-    """A digit as a PNG: floats in [0, 1] (or uint8 0..255) -> light ink on black."""
+    """An image as a PNG: floats in [0, 1] (or uint8 0..255), drawn as MNIST stores it,
+    white ink (255) on black (0)."""
     arr = np.asarray(pixels)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)

@@ -2,6 +2,7 @@
 // where the model of the moment gets them wrong; one image's pixels on a click.
 import { api } from "./api.js";
 import { $ } from "./dom.js";
+import { nameOf } from "./labels.js";
 import { attachTip, hideTip } from "./tips.js";
 
 const PAGE = 48; // thumbnails per page
@@ -27,14 +28,15 @@ export async function loadThumbs() {
       const ok = item.label === item.predicted;
       if (!ok) { b.classList.add("wrong"); wrong += 1; }
       if (browser.selected === item.index) b.classList.add("selected");
-      const says = ok ? "the model gets it right" : `the model says ${item.predicted}: wrong`;
-      b.setAttribute("aria-label", `image ${item.index}: a ${item.label}; ${says}`);
-      attachTip(b, `Image ${item.index}, a ${item.label}: ${says}. Click for its pixel values.`);
+      const label = nameOf(item.label);
+      const says = ok ? "the model gets it right" : `the model says ${nameOf(item.predicted)}: wrong`;
+      b.setAttribute("aria-label", `image ${item.index}: a ${label}; ${says}`);
+      attachTip(b, `Image ${item.index}, a ${label}: ${says}. Drawn as MNIST stores it, white ink on black. Click for its pixel values.`);
       const img = document.createElement("img");
       img.src = item.src;
       img.alt = "";
       const cap = document.createElement("span");
-      cap.textContent = ok ? `${item.label}` : `${item.label} → ${item.predicted}`;
+      cap.textContent = ok ? label : `${label} → ${nameOf(item.predicted)}`;
       b.append(img, cap);
       b.addEventListener("click", () => {
         for (const t of box.querySelectorAll(".thumb.selected")) t.classList.remove("selected");
@@ -72,8 +74,9 @@ async function showDetail(index) {
   head.className = "detail-head";
   const pct = (100 * data.probs[data.digits.indexOf(data.prediction)]).toFixed(1);
   const text = document.createElement("div");
-  text.textContent = `Image ${index}: a ${data.label}. The model says ${data.prediction} (${pct}%). `
-    + "Each cell is one pixel, 0 (black) to 255 (white); the model reads them divided by 255.";
+  text.textContent = `Image ${index}: a ${nameOf(data.label)}. The model says ${nameOf(data.prediction)} (${pct}%). `
+    + "Each cell is one pixel, shaded as MNIST stores it: 0 black, 255 white ink; "
+    + "the model reads them divided by 255.";
   head.appendChild(text);
   box.appendChild(head);
   const table = document.createElement("table");
@@ -84,10 +87,9 @@ async function showDetail(index) {
     for (const v of row) {
       const td = document.createElement("td");
       td.textContent = v;
-      // light ink shown dark on white, as fastbook's pixel tables do
-      const g = 255 - v;
-      td.style.background = `rgb(${g},${g},${g})`;
-      td.style.color = v > 128 ? "#fff" : v > 0 ? "#000" : "#ccc";
+      // shaded as MNIST stores it, as every picture of the data is: white ink on black
+      td.style.background = `rgb(${v},${v},${v})`;
+      td.style.color = v > 127 ? "#000" : v > 0 ? "#fff" : "#555";
       tr.appendChild(td);
     }
     table.appendChild(tr);

@@ -7,6 +7,7 @@
 // a number gives its default back.
 import { act, api } from "./api.js";
 import { $, say } from "./dom.js";
+import { labelWord, nameOf, setClasses } from "./labels.js";
 
 let schema = {}; // name -> {kind, default, choices, min, max, min_open, help}
 const touched = new Set(); // the settings the reader has set
@@ -18,16 +19,17 @@ function controls() {
   return [...document.querySelectorAll("[data-setting]")];
 }
 
-function fill(select, choices) {
+function fill(select, choices, text = String) {
   select.textContent = "";
-  for (const c of choices) select.add(new Option(String(c), String(c)));
+  for (const c of choices) select.add(new Option(text(c), String(c)));
 }
 
 // Build the form from the server's schema; call once, before the first snapshot.
 export async function setupForm() {
   const answer = await api("/api/settings");
   schema = answer.schema;
-  for (const id of ["digit-a", "digit-b"]) fill($(id), schema.digits.choices);
+  setClasses(answer.classes); // what the data calls its labels: digits, or classes of clothes
+  for (const id of ["digit-a", "digit-b"]) fill($(id), schema.digits.choices, nameOf);
   for (const el of controls()) {
     const field = schema[el.dataset.setting];
     if (field.kind === "bool") fill(el, [true, false]);
@@ -129,7 +131,7 @@ function speedText(ms) {
 
 function choicesValid() {
   if (!$("all-digits").checked && $("digit-a").value === $("digit-b").value) {
-    say("Choose two different digits, or all ten.", true);
+    say(`Choose two different ${labelWord(true)}, or all ten.`, true);
     return false;
   }
   return true;

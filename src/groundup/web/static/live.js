@@ -5,6 +5,7 @@ import { firstPage, loadThumbs } from "./browser.js";
 import { drawCharts, drawHistogram } from "./charts.js";
 import { $, say } from "./dom.js";
 import { fillForm, showLr, updateControls } from "./form.js";
+import { labelWord, nameOf } from "./labels.js";
 import { repredict } from "./pad.js";
 
 const STEPS = ["init", "predict", "loss", "gradient", "step", "repeat", "stop"];
@@ -160,12 +161,13 @@ function showWeights(ev) {
   img.src = ev.weights;
   img.classList.toggle("many", ev.tiles > 1);
   $("grad-img").classList.toggle("many", ev.tiles > 1);
-  const [a, b] = run.digits;
+  const [a, b] = run.digits.map(nameOf);
+  const word = labelWord();
   let caption;
   if (run.model === "linear" && run.digits.length === 2) {
     caption = `Weights: one per pixel. Blue: ink there says ${a}; red: ink there says ${b}`;
   } else if (run.model === "linear") {
-    caption = `Weights of each digit's output, ${run.digits.join(", ")}: blue raises that digit's score`;
+    caption = `Weights of each ${word}'s output, ${run.digits.map(nameOf).join(", ")}: blue raises that ${word}'s score`;
   } else {
     const some = ev.tiles < ev.units ? `the first ${ev.tiles} of ${ev.units}` : `all ${ev.units}`;
     caption = `First layer: ${some} hidden units, each a 28×28 image of its 784 weights`;

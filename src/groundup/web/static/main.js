@@ -10,14 +10,16 @@ import { setupTips } from "./tips.js";
 
 async function start() {
   updateControls("");
-  setupPad();
   setupBrowser();
-  setupTips();
   try {
     await setupForm(); // the choices come from the server: before the run's snapshot
   } catch (err) {
     say(`cannot reach the server: ${err.message}`, true);
     return;
+  } finally {
+    // after the form, which says what the labels are called (labels.js)
+    setupPad();
+    setupTips();
   }
   watch();
 }

@@ -2,6 +2,7 @@
 // model of the moment says, and (for the linear model) what each pixel added.
 import { api } from "./api.js";
 import { $ } from "./dom.js";
+import { labelWord, nameOf } from "./labels.js";
 import { hideTip } from "./tips.js";
 
 const pad = { drawing: false, ink: false, last: null, seq: 0, busy: false, again: false, lastAuto: 0, page: 0 };
@@ -26,7 +27,7 @@ function clearPad() {
   pad.again = false;
   $("prediction-digit").textContent = "?";
   $("prob-bars").textContent = "";
-  $("pred-note").textContent = "Draw a digit on the black pad.";
+  $("pred-note").textContent = `Draw ${labelWord() === "digit" ? "a digit" : "one"} in white on the black pad.`;
   for (const id of ["input-canvas", "contrib-canvas"]) {
     const c = $(id);
     c.getContext("2d").clearRect(0, 0, c.width, c.height);
@@ -129,12 +130,13 @@ function paintGrid(canvas, grid, colour) {
 
 export function probabilityBars(box, digits, probs) {
   box.textContent = "";
+  box.classList.toggle("named", labelWord() !== "digit");
   const best = probs.indexOf(Math.max(...probs));
   digits.forEach((d, i) => {
     const row = document.createElement("div");
     row.className = `bar${i === best ? " best" : ""}`;
     const label = document.createElement("span");
-    label.textContent = d;
+    label.textContent = nameOf(d);
     const track = document.createElement("span");
     track.className = "track";
     const fill = document.createElement("span");
@@ -146,14 +148,15 @@ export function probabilityBars(box, digits, probs) {
     pct.className = "pct";
     pct.textContent = `${(100 * probs[i]).toFixed(1)}%`;
     row.append(label, track, pct);
-    row.setAttribute("aria-label", `${d}: ${(100 * probs[i]).toFixed(1)} percent`);
+    row.setAttribute("aria-label", `${nameOf(d)}: ${(100 * probs[i]).toFixed(1)} percent`);
     box.appendChild(row);
   });
 }
 
 function showPrediction(data) {
   const el = $("prediction-digit");
-  el.textContent = String(data.prediction);
+  el.textContent = nameOf(data.prediction);
+  el.classList.toggle("named", labelWord() !== "digit"); // a name is too long for 84px
   pad.seq += 1;
   el.dataset.seq = String(pad.seq);
   probabilityBars($("prob-bars"), data.digits, data.probs);
@@ -164,7 +167,7 @@ function showPrediction(data) {
     const top = Math.max(1e-9, ...data.contribution.flat().map(Math.abs));
     paintGrid(contribCanvas, data.contribution, (v) => diverging(v / top));
     const sum = data.score - data.bias;
-    $("contrib-caption").textContent = `Each pixel's contribution (weight × pixel): sum ${sum.toFixed(2)} + bias ${data.bias.toFixed(2)} = score ${data.score.toFixed(2)}; blue pushes towards ${data.towards}`;
+    $("contrib-caption").textContent = `Each pixel's contribution (weight × pixel): sum ${sum.toFixed(2)} + bias ${data.bias.toFixed(2)} = score ${data.score.toFixed(2)}; blue pushes towards ${nameOf(data.towards)}`;
   } else {
     contribCanvas.getContext("2d").clearRect(0, 0, 28, 28);
     $("contrib-caption").textContent = "Contributions are shown for the linear model only: a net mixes the pixels in its hidden layer first.";
