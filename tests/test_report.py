@@ -241,3 +241,19 @@ def test_command_line_errors_are_one_line(argv, code, message, linear_dir, net_d
     assert main([subs.get(a, a) for a in argv]) == code
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_the_report_names_fashion_mnist_classes_and_digits_plainly():
+    """A Fashion-MNIST run's report says "class" and names each one; digits stay digits."""
+    from types import SimpleNamespace
+
+    from groundup.show.view import RunView
+
+    def view_of(source: str) -> RunView:
+        fields = dict.fromkeys(RunView.__dataclass_fields__)
+        return RunView(**{**fields, "raw": SimpleNamespace(name=source)})
+
+    fashion, sample = view_of("fashion-mnist"), view_of("sample")
+    assert (fashion.word, fashion.name(0)) == ("class", "0 T-shirt/top")
+    assert fashion.name(9) == "9 Ankle boot"
+    assert (sample.word, sample.name(2)) == ("digit", "2")

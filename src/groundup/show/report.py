@@ -125,7 +125,7 @@ def _data_section(view: RunView) -> str:
     per_digit = 6 if len(digits) > 2 else 8
     picks, titles = view.first_images(per_digit)
     grid = digits_figure(view.train.x[picks], titles, max_cols=per_digit,
-                         title="the first training images of each digit")
+                         title=f"the first training images of each {view.word}")
     first = view.train.x[picks[0]]
     pair = ""
     if view.run.binary:
@@ -137,7 +137,7 @@ def _data_section(view: RunView) -> str:
         "sees values between 0 (the black background) and 1 (white ink): every picture of "
         "the data here keeps MNIST's own white ink on black.</p>"
         + pair
-        + _table(rows, ["digit", "train images", "valid images"])
+        + _table(rows, [view.word, "train images", "valid images"])
         + _img(grid, "examples from the training set")
         + f"<p>The first image above, a {digits[0]}, as the numbers a computer stores "
         "(0 to 255, lighter where there is more ink):</p>"
@@ -183,7 +183,7 @@ def _predictions_section(view: RunView) -> str:
     from groundup.show.figures import predictions_figure
 
     fig = predictions_figure(view.init_probs, view.true, view.digits,
-                             title="before training")
+                             title="before training", source=view.source)
     extra = ""
     if view.run.binary:
         scores = view.init_outputs[:, 0].numpy()
@@ -294,9 +294,10 @@ def _weights_section(view: RunView) -> str:
                     "times its map, and the highest score wins. Blue is ink that counts for "
                     "the digit, red ink that counts against it.</p>")
         return _section("weights", (
-            text + _img(weights_figure(w, digits, b), "the learned weights")
+            text + _img(weights_figure(w, digits, b, source=view.source), "the learned weights")
             + "<p>What training added to the initial weights (learned minus initial):</p>"
-            + _img(weights_figure(w - w0, digits), "the change from the initial weights")
+            + _img(weights_figure(w - w0, digits, source=view.source),
+                   "the change from the initial weights")
         ))
     if isinstance(model, Sequential):
         from groundup.show.figures import hidden_layers
@@ -323,7 +324,7 @@ def _weights_section(view: RunView) -> str:
                 + _img(neurons_figure(w1 - w1_0, w2, title="first layer: learned minus initial"),
                        "the change in the first layer")
                 + "<p>One validation image passing through the net, layer by layer:</p>"
-                + _img(activations_figure(model, view.valid.x[k], digits),
+                + _img(activations_figure(model, view.valid.x[k], digits, source=view.source),
                        f"validation image {k} through the net")
             ))
     means = getattr(model, "means", None)
@@ -331,8 +332,8 @@ def _weights_section(view: RunView) -> str:
         return _section("weights", (
             "<p>This model learned no weights by gradient: it keeps the mean image of each "
             "digit and answers with the nearest one.</p>"
-            + _img(digits_figure(means, [str(d) for d in digits], max_cols=10),
-                   "the mean image of each digit")
+            + _img(digits_figure(means, [view.name(d) for d in digits], max_cols=10),
+                   f"the mean image of each {view.word}")
         ))
     return _section("weights", (
         f"<p class='note'>The weights of the {_e(view.run.spec.name)} model are not drawn "
@@ -350,9 +351,10 @@ def _mistakes_section(view: RunView) -> str:
         f"is right {view.accuracy():.1%} of the time and wrong {wrong} "
         f"time{'s' * (wrong != 1)}. Rows are the "
         "true digit, columns what the model said.</p>"
-        + _img(confusion_figure(cm, view.digits), "the confusion matrix")
+        + _img(confusion_figure(cm, view.digits, source=view.source), "the confusion matrix")
         + "<p>The mistakes it was most sure of, the images with the highest loss:</p>"
-        + _img(top_losses_figure(view.valid.x, view.probs, view.true, view.digits),
+        + _img(top_losses_figure(view.valid.x, view.probs, view.true, view.digits,
+                                 source=view.source),
                "the most confident mistakes")
     ))
 

@@ -51,6 +51,24 @@ class RunView:
     def digits(self) -> tuple[int, ...]:
         return self.run.digits
 
+    @property
+    def source(self) -> str:
+        """The data's name, for the figures' labels (Fashion-MNIST's classes by name)."""
+        return self.raw.name
+
+    @property
+    def word(self) -> str:
+        """What one label is called: "digit", or "class" for Fashion-MNIST."""
+        from groundup.data.sources import class_word
+
+        return class_word(self.source)
+
+    def name(self, label: int) -> str:
+        """Label `label` as a reader sees it: "3", or "3 Dress"."""
+        from groundup.data.sources import class_name
+
+        return class_name(self.source, label)
+
     def accuracy(self, initial: bool = False) -> float:
         p = self.init_probs if initial else self.probs
         return float((p.argmax(axis=1) == self.true).mean())
@@ -69,7 +87,7 @@ class RunView:
         for pos, d in enumerate(self.digits):
             rows_of = (idx == pos).nonzero().flatten()[:per_digit].tolist()
             picks += rows_of
-            titles += [f"{d}"] * len(rows_of)
+            titles += [self.name(d)] * len(rows_of)
         return picks, titles
 
     def init_stats(self) -> list[list[Any]]:
