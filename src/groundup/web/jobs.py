@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from groundup.errors import DivergenceError, UsageError
 from groundup.runs.config import TrainConfig, resolve_defaults
 from groundup.web.events import Hub
 from groundup.web.form import DELAY, PAGE_SETTINGS, check_delay, read_settings, settings_schema
+from groundup.web.gate import Gate
 from groundup.web.live import LiveView
 
 if TYPE_CHECKING:
@@ -53,53 +53,6 @@ ENDED = ("done", "stopped", "failed")
 
 class JobConflict(UsageError):
     """The request does not fit the run's state (HTTP 409): e.g. start while one runs."""
-
-
-class Gate:
-    """Where the training thread waits between batches: out the delay, through a pause,
-    for a step, or until a stop. It shares the job's lock, so the job's state and the
-    gate always agree."""
-
-    def __init__(self, lock: threading.RLock, delay: float, phase_pause: float) -> None:
-        self.cond = threading.Condition(lock)
-        self.delay = delay  # seconds to wait after each batch
-        self.phase_pause = phase_pause  # seconds each step stays lit in a stepped batch
-        self.paused = False
-        self.stop_requested = False
-        self.steps = 0  # batches asked for with Step while paused
-        self.stepping = False  # the batch now running was asked for with Step
-
-    def arm(self, paused: bool) -> None:
-        """Before a new run's thread starts (call with the lock held)."""
-        self.paused = self.stepping = paused  # a run started with Step shows its batch slowly
-        self.steps, self.stop_requested = 0, False
-
-    def wait(self, batch_start: float) -> bool:
-        """After a batch, in the training thread. True when the run must stop."""
-        with self.cond:
-            self.stepping = False
-            while not self.stop_requested:
-                if self.paused:
-                    if self.steps > 0:
-                        self.steps -= 1
-                        self.stepping = True
-                        break
-                    self.cond.wait()
-                    continue
-                remaining = batch_start + self.delay - time.monotonic()
-                if remaining <= 0:
-                    break
-                self.cond.wait(remaining)
-            return self.stop_requested
-
-    def hold(self, seconds: float) -> None:
-        """Wait so a step stays lit on the page, unless a stop is asked for."""
-        if seconds > 0:
-            with self.cond:
-                self.cond.wait_for(lambda: self.stop_requested, timeout=seconds)
-
-    def wake(self) -> None:
-        self.cond.notify_all()
 
 
 class TrainingJob:

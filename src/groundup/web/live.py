@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from groundup.learn.learner import Learner
     from groundup.runs.saved import Run
     from groundup.runs.training import TrainedRun
-    from groundup.web.jobs import Gate
+    from groundup.web.gate import Gate
 
 BATCH_EVENTS_PER_SECOND = 10  # more would flood a browser; the eye cannot follow anyway
 SLOW_DELAY = 0.4  # seconds per batch from which each step is shown as it happens
