@@ -22,11 +22,8 @@ import os
 import shutil
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path as StdPath
-
-import numpy as np
 
 from groundup.compat.paths import Path
 from groundup.errors import DataError, UsageError
@@ -113,40 +110,17 @@ def _build(layout: Layout, source: str, dest: StdPath, replace: bool = False) ->
     and ours dropped, unless `replace`: then the old folder is moved aside, ours put in
     its place, and the old one removed, so `dest` is always one whole folder.
     """
-    from PIL import Image
+    from groundup.data.sources import load_source, write_image_folder
 
-    from groundup.data.sources import load_source
-
-    raw = load_source(source)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        build = StdPath(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
-    except OSError as err:
-        raise DataError(f"untar_data: cannot create {dest}: {err.strerror or err}") from None
-    jobs: list[tuple[np.ndarray, StdPath]] = []
-    try:
-        for split, folder in (("train", layout.train), ("valid", layout.valid)):
-            images, labels = raw.split(split)
-            for digit in layout.digits:
-                rows = np.flatnonzero(labels == digit)[: layout.per_digit]
-                (build / folder / str(digit)).mkdir(parents=True)
-                # named by the image's row in its split, so a file can be traced back
-                jobs += [(images[i], build / folder / str(digit) / f"{i}.png") for i in rows]
-
-        def save(job: tuple[np.ndarray, StdPath]) -> None:
-            # mode "L": 8-bit grayscale; MNIST arrays are already white ink on black
-            Image.fromarray(job[0]).save(job[1], compress_level=1)  # uint8 (28, 28): "L"
-
-        with ThreadPoolExecutor(max_workers=8) as pool:  # Pillow releases the GIL
-            list(pool.map(save, jobs))
-        build.chmod(0o755)  # mkdtemp makes 0700
-        _put_in_place(build, dest, replace)
-    except OSError as err:
-        shutil.rmtree(build, ignore_errors=True)
-        raise DataError(f"untar_data: cannot write {dest}: {err.strerror or err}") from None
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
+    write_image_folder(
+        load_source(source),
+        dest,
+        lambda build, dest: _put_in_place(build, dest, replace),
+        folders=(layout.train, layout.valid),
+        digits=layout.digits,
+        per_digit=layout.per_digit,
+        what="untar_data: ",
+    )
 
 
 def _put_in_place(build: StdPath, dest: StdPath, replace: bool) -> None:

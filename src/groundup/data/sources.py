@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,39 +319,66 @@ def export(
     or be empty; the folder is built beside it and renamed into place, so a
     failure leaves nothing behind. Returns the number of images written.
     """
-    from PIL import Image
-
     dest = Path(dest)
-    keep = None if digits is None else sorted(set(digits))
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise DataError(f"{dest} already exists and is not an empty folder; choose a new one")
+
+    def put_in_place(build: Path, dest: Path) -> None:
+        if dest.exists():
+            dest.rmdir()  # empty, checked above
+        os.replace(build, dest)
+
+    return write_image_folder(raw, dest, put_in_place, digits=digits, workers=workers)
+
+
+def write_image_folder(
+    raw: RawData,
+    dest: Path,
+    put_in_place: Callable[[Path, Path], None],
+    *,
+    folders: tuple[str, str] = ("train", "valid"),
+    digits: Iterable[int] | None = None,
+    per_digit: int | None = None,
+    workers: int = 8,
+    what: str = "",
+) -> int:
+    """Write `raw`'s images as 8-bit grayscale PNGs, `<folder>/<digit>/<i>.png` per split,
+    into a temporary folder beside `dest`; then `put_in_place(build, dest)` renames it.
+
+    `folders` names the train and valid folders, `digits` keeps only those classes,
+    `per_digit` caps each class. A failure removes the temporary folder, so nothing
+    half-written is ever left; `what` begins the error message. Returns the count.
+    """
+    from PIL import Image
+
+    keep = None if digits is None else sorted(set(digits))
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         build = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
     except OSError as err:
-        raise DataError(f"cannot create {dest}: {err.strerror or err}") from None
+        raise DataError(f"{what}cannot create {dest}: {err.strerror or err}") from None
     jobs: list[tuple[np.ndarray, Path]] = []
     try:
-        for split in ("train", "valid"):
+        for split, folder in zip(("train", "valid"), folders):
             images, labels = raw.split(split)
             for digit in keep if keep is not None else np.unique(labels).tolist():
-                (build / split / str(digit)).mkdir(parents=True)
-                for i in np.flatnonzero(labels == digit):
-                    jobs.append((images[i], build / split / str(digit) / f"{i}.png"))
+                (build / folder / str(digit)).mkdir(parents=True)
+                # named by the image's row in its split, so a file can be traced back
+                for i in np.flatnonzero(labels == digit)[:per_digit]:
+                    jobs.append((images[i], build / folder / str(digit) / f"{i}.png"))
 
         def save(job: tuple[np.ndarray, Path]) -> None:
+            # uint8 (28, 28) is mode "L", white ink on black as MNIST stores it;
             # compress_level=1: about as small as the default for 28×28, and faster
             Image.fromarray(job[0]).save(job[1], compress_level=1)
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # Pillow releases the GIL
             list(pool.map(save, jobs))
-        build.chmod(0o755)  # mkdtemp makes 0700; an exported folder is for sharing
-        if dest.exists():
-            dest.rmdir()  # empty, checked above
-        os.replace(build, dest)
+        build.chmod(0o755)  # mkdtemp makes 0700; an image folder is for sharing
+        put_in_place(build, dest)
     except OSError as err:
         shutil.rmtree(build, ignore_errors=True)
-        raise DataError(f"cannot write {dest}: {err.strerror or err}") from None
+        raise DataError(f"{what}cannot write {dest}: {err.strerror or err}") from None
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
