@@ -211,9 +211,21 @@ def _spawned_worker(rank: int, port: int, out_dir: str) -> None:
         distributed.shutdown()
     # the threads this worker still runs beyond those it began with: none may be gloo's,
     # or they would be torn down while Python exits (an intermittent SIGABRT)
-    after = _thread_names()
-    results["threads_left"] = sorted({n for n in after if after.count(n) > before.count(n)})
+    results["threads_left"] = _threads_left(before)
     Path(out_dir, f"results-{rank}.json").write_text(json.dumps(results))
+
+
+def _threads_left(before: list[str], wait_s: float = 5.0) -> list[str]:
+    """The threads this worker runs beyond those it began with, once the ones that are
+    ending have ended: a store's thread exits a moment after it is told to, and only one
+    still there after `wait_s` would meet the interpreter's exit."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        after = _thread_names()
+        left = sorted({n for n in after if after.count(n) > before.count(n)})
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
 
 
 def _thread_names() -> list[str]:
