@@ -191,7 +191,7 @@ def write_results(rows: list[dict[str, Any]], path: Path) -> None:
     import torch
 
     from groundup.atomic import atomic_write_bytes
-    from run import cpu_model
+    from groundup.learn.widths import cpu_model
 
     doc = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),

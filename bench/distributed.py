@@ -284,7 +284,7 @@ def run(smoke: bool = False) -> list[dict[str, Any]]:
 
 def _write(result: dict[str, Any]) -> None:
     from groundup.atomic import atomic_write_bytes
-    from run import cpu_model
+    from groundup.learn.widths import cpu_model
 
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from groundup.learn.widths import cpu_model  # one home: it also keys the width-trap cache
 
 # (name, data, digits, model, accuracy goal): the default runs of docs/ten-digits.md and
 # the article's pair; the goals are those of the time-to-accuracy table
@@ -41,14 +42,6 @@ RUNS: list[tuple[str, str, Any, str, float | None]] = [
 ]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class EpochClock:

@@ -35,6 +35,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from groundup.learn.widths import cpu_model  # one home: it also keys the width-trap cache
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 # A run writes its results to OUT_DIR, which git ignores, so that a user's `make bench`
@@ -171,16 +173,6 @@ def median(xs: Sequence[float]) -> float:
 # -- the machine ----------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    """The CPU's model name ("Intel(R) Xeon(R) Processor", "AMD EPYC 7B13"): every result
-    file records it, since what pays on one CPU family can cost on another."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> dict[str, Any]:
