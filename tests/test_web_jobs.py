@@ -2,7 +2,7 @@
 
 The page holds no setting of its own: its form reads TrainConfig's schema and
 resolved defaults from the server, and a run on the page is built as `groundup
-train` builds it (TrainConfig -> load_data -> make_learner -> fit).
+train` builds it (TrainConfig -> load_data -> make_run -> fit).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ calls each one a *rank*, numbered 0 to N-1), with one copy of the model each:
                accuracy of the whole sets and all of them stop at the same epoch
 
 The Learner's loop knows none of this: `DataParallel` is one of its callbacks, and
-`shard` wraps its loaders (`groundup.runs.training.make_learner` attaches both).
+`shard` wraps its loaders (`groundup.runs.training.make_run` attaches both).
 
     workers   joining a job: `Worker`, `worker_from_env`, `init_distributed`,
               `shutdown`; the backend, the timeouts, and lost workers as one-line errors

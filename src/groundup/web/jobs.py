@@ -14,7 +14,7 @@ Only one run at a time: `start` while a run is running or paused raises
 
 A run is what `groundup train` trains for the same settings: the page's settings
 go through `TrainConfig.from_mapping` (web/form.py), the data through `load_data`,
-the learner through `make_learner`, and `fit` gets the config's epochs and rate;
+the run through `make_run`, and `fit` gets the config's epochs and rate;
 predictions and saves go through the command line's `Run` and `save_run`. The
 thread meets the job at the `Gate` between batches (pause, step, stop, the delay)
 and in the `LiveView` callback (web/live.py), which publishes the run to the pages
