@@ -33,25 +33,59 @@ TRAINING_PASSES = 3  # forward + backward ≈ 3 forward passes (see above)
 def forward_flops(model: Any, n_in: int = 784) -> int:
     """Matrix-product and convolution FLOPs of one sample's forward pass.
 
-    Counted by `torch.utils.flop_counter` on a single zero image of `n_in` pixels,
-    which applies the formulas above to the shapes it meets (bias additions excluded)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from groundup.learn.models import MeanClassifier
-    from groundup.learn.widths import unpadded
+    Our own layers (linear, net) are counted from their weights' shapes. A `torch.nn`
+    model (the cnn) runs one zero image of `n_in` pixels with a hook on each
+    convolution and linear layer, which reads the output's h×w there. Counted by hand
+    rather than by `torch.utils.flop_counter`: its dispatch mode imports torch's
+    compiler, a second or two of start-up that every `groundup train` would pay."""
+    from groundup.learn.models import Linear, MeanClassifier, Module
 
     if isinstance(model, MeanClassifier):
         return 0  # distances, not learned products: see training_flops
-    was_training = getattr(model, "training", True)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:  # the real shapes, not the wider product of a padded output layer (widths.py)
-        with torch.no_grad(), unpadded(model), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, n_in))
+    if isinstance(model, Module):
+        return sum(2 * layer.weight.numel() for layer in _layers(model, Linear))
+    return _torch_module_flops(model, n_in)
+
+
+def _layers(module: Any, kind: type) -> list[Any]:
+    """Every sub-layer of `kind` in one of our Modules (attributes and lists of them)."""
+    found = [module] if isinstance(module, kind) else []
+    for value in vars(module).values():
+        for item in value if isinstance(value, list) else [value]:
+            if hasattr(item, "named_parameters") and item is not module:
+                found += _layers(item, kind)
+    return found
+
+
+def _torch_module_flops(model: Any, n_in: int) -> int:
+    """2 · n_in · n_out per linear layer and 2 · c_in/groups · k_h · k_w · c_out · h · w
+    per convolution, with each convolution's output h×w read by a forward hook."""
+    from torch import nn
+
+    total = 0
+
+    def count(layer: Any, _inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(layer, nn.Linear):
+            total += 2 * layer.in_features * layer.out_features
+        else:  # (1, c_out, h, w): the weight holds c_out · c_in/groups · k_h · k_w
+            total += 2 * layer.weight.numel() * output.shape[-2] * output.shape[-1]
+
+    hooks = [
+        layer.register_forward_hook(count)
+        for layer in model.modules()
+        if isinstance(layer, (nn.Linear, nn.Conv2d))
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, n_in, device=next(model.parameters()).device))
     finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
-    return int(counter.get_total_flops())
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return total
 
 
 def training_flops(model: Any, n_train: int, epochs: int, n_in: int = 784) -> int:

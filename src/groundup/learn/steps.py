@@ -44,9 +44,7 @@ def linear1(xb: Tensor, weights: Tensor, bias: Tensor) -> Tensor:
     return xb @ weights + bias
 
 
-def calc_grad(
-    xb: Tensor, yb: Tensor, model: Model, loss_func: LossFunc = mnist_loss
-) -> Tensor:
+def calc_grad(xb: Tensor, yb: Tensor, model: Model, loss_func: LossFunc = mnist_loss) -> Tensor:
     """Step 4: predict, measure the loss, and let autograd fill each parameter's `.grad`.
 
     Gradients *add up* in `.grad` across calls; step 5 clears them. Returns the loss.

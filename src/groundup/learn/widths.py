@@ -25,8 +25,6 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,20 +156,6 @@ def _output_layer(model: Any) -> Any:
     from groundup.learn.models import Sequential
 
     return model.layers[-1] if isinstance(model, Sequential) else model
-
-
-@contextmanager
-def unpadded(model: Any) -> Iterator[Any]:
-    """`model` computing at its real width for a while: counting its FLOPs, say."""
-    last = _output_layer(model)
-    pad_to = getattr(last, "pad_to", 0)
-    if pad_to:
-        last.pad_to = 0
-    try:
-        yield model
-    finally:
-        if pad_to:
-            last.pad_to = pad_to
 
 
 def pad_output_layer(model: Any) -> bool:
