@@ -73,3 +73,16 @@ def test_console_script_is_installed():
     assert script.is_file()
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == f"groundup {groundup.__version__}"
+
+
+def test_training_and_saving_never_import_torchs_compiler(tmp_path):
+    # torch._dynamo costs 1-2 s of start-up; the FLOP count once pulled it in
+    out = tmp_path / "run"
+    code = (
+        "import sys\n"
+        "from groundup.cli import main\n"
+        f"main(['train', '--model', 'cnn', '--epochs', '1', '--quiet', '--out', {str(out)!r}])\n"
+        "print('torch._dynamo' in sys.modules, file=sys.stderr)\n"
+    )
+    assert _python(code).stderr.split()[-1] == "False"
+    assert (out / "model.json").exists()
