@@ -134,3 +134,14 @@ def test_defaults_on_for_ten_digit_nets_only():
     assert TrainConfig(model="net").resolved().augment is False  # the article's pair
     assert TrainConfig(digits=ten, model="net", augment=False).resolved().augment is False
     assert TrainConfig(model="net", augment=True).resolved().augment is True
+
+
+def test_the_sampling_grid_is_affine_grids():
+    import torch.nn.functional as F
+
+    from groundup.learn.augment import SIDE, pixel_grid
+
+    theta = random_affine(64, torch.Generator().manual_seed(3), degrees=40, shift=5, scale=0.3)
+    ours = pixel_grid(torch.device("cpu")) @ theta.transpose(1, 2)  # (64, 784, 2)
+    torch_grid = F.affine_grid(theta, [64, 1, SIDE, SIDE], align_corners=False)
+    torch.testing.assert_close(ours.view(64, SIDE, SIDE, 2), torch_grid, atol=1e-6, rtol=0)

@@ -6,8 +6,9 @@ training images. With only 400 images per digit in the bundled sample, this is
 what lifts the ten-digit `net` and `cnn` past the peers (see docs/ten-digits.md).
 
 The whole batch is transformed at once, as tensor operations, not image by image:
-one affine matrix per image is drawn, `F.affine_grid` turns the (B, 2, 3)
-matrices into one sampling grid, and `F.grid_sample` reads every image through it.
+one affine matrix per image is drawn, one product turns the (B, 2, 3) matrices into
+a sampling grid (what `F.affine_grid` computes), and `F.grid_sample` reads every
+image through it.
 
 For an output pixel at (x, y), in coordinates running from -1 to 1 across the
 image, the pixel read from the input is
@@ -60,13 +61,35 @@ def random_affine(
 def augment_batch(x: Tensor, theta: Tensor) -> Tensor:
     """Apply the affine matrices `theta` (B, 2, 3) to the flattened images x (B, 784).
 
-    Bilinear interpolation keeps pixels within [0, 1]. Returns (B, 784).
+    The sampling grid is every output pixel's (x, y, 1) times theta transposed:
+    (784, 3) @ (B, 3, 2) -> (B, 784, 2), where each output pixel reads from. This is
+    `F.affine_grid`'s arithmetic as one broadcast product, 3-4x faster on the CPU, which
+    rebuilds the (x, y, 1) grid for every image of every call. Bilinear interpolation
+    keeps pixels within [0, 1]. Returns (B, 784).
     """
     b = x.shape[0]
     images = x.reshape(b, 1, SIDE, SIDE)  # (B, 1, 28, 28)
-    grid = F.affine_grid(theta.to(x), [b, 1, SIDE, SIDE], align_corners=False)  # (B, 28, 28, 2)
-    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    grid = pixel_grid(x.device) @ theta.to(x).transpose(1, 2)  # (B, 784, 2)
+    out = F.grid_sample(
+        images, grid.view(b, SIDE, SIDE, 2), mode="bilinear", padding_mode="zeros",
+        align_corners=False,
+    )  # fmt: skip
     return out.reshape(b, SIDE * SIDE)  # (B, 784)
+
+
+_GRIDS: dict[torch.device, Tensor] = {}
+
+
+def pixel_grid(device: torch.device) -> Tensor:
+    """(784, 3): each pixel's centre (x, y, 1), row by row, x and y running from -1 to 1
+    across the image (pixel i's centre at (2i + 1) / 28 - 1). Made once per device."""
+    if device not in _GRIDS:
+        c = (torch.arange(SIDE, dtype=torch.float32, device=device) * 2 + 1) / SIDE - 1
+        ys, xs = torch.meshgrid(c, c, indexing="ij")  # (28, 28) each
+        _GRIDS[device] = torch.stack(
+            [xs.flatten(), ys.flatten(), torch.ones_like(c).repeat(SIDE)], 1
+        )
+    return _GRIDS[device]
 
 
 class Augment:
