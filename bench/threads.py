@@ -11,7 +11,7 @@ seconds): a neighbour that takes one of the two cores, as other users of a share
 machine do. The pairs are interleaved (1, 2, 1, 2 ...) so that drifts in the
 machine's load fall on both. The load average is recorded with every figure.
 
-What it decided (groundup.learn.threads.THREAD_POLICY) is written in
+What it decided (groundup.runs.config.default_threads) is written in
 docs/benchmarks.md; this script is how to measure it again.
 """
 

@@ -187,3 +187,28 @@ def test_cnn_filters_are_channels_last_and_compute_the_same_numbers():
     plain.load_state_dict({k: v.contiguous() for k, v in fast.state_dict().items()})
     x = torch.rand(8, 784)
     torch.testing.assert_close(fast(x), plain(x), rtol=0, atol=1e-5)
+
+
+def test_cnn_pools_before_its_relu_with_the_numbers_of_relu_then_pool():
+    """max-pool then ReLU is ReLU then max-pool, outputs and gradients bit for bit."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    fast = cnn()
+    kinds = [type(layer) for layer in fast]
+    assert kinds[1:4] == [nn.Conv2d, nn.MaxPool2d, nn.ReLU]
+    assert kinds[4:7] == [nn.Conv2d, nn.MaxPool2d, nn.ReLU]
+    layers = list(fast)
+    layers[2], layers[3], layers[5], layers[6] = layers[3], layers[2], layers[6], layers[5]
+    textbook = nn.Sequential(*layers)  # the same modules: conv, ReLU, pool, twice
+    x = torch.rand(16, 784) * 2 - 1  # negative pixels too, so the ReLUs cut something
+    y = torch.randint(0, 10, (16,))
+    grads = []
+    for model in (fast, textbook):
+        out = model(x)
+        nn.functional.cross_entropy(out, y).backward()
+        grads.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+        model.zero_grad()
+    (out_a, g_a), (out_b, g_b) = grads
+    assert torch.equal(out_a, out_b)
+    assert all(torch.equal(a, b) for a, b in zip(g_a, g_b, strict=True))

@@ -261,7 +261,7 @@ def fit_means(ds: Any) -> MeanClassifier:
 def cnn(
     n_out: int = 10, channels: Sequence[int] = (32, 64), init: str = "kaiming", std: float = 1.0
 ) -> Any:
-    """A small convolutional net, built with `torch.nn`: (conv 3x3, ReLU, max-pool 2) twice,
+    """A small convolutional net, built with `torch.nn`: (conv 3x3, max-pool 2, ReLU) twice,
     then one linear layer.
 
     x: (B, 784) -> (B, 1, 28, 28) -> (B, c1, 14, 14) -> (B, c2, 7, 7) -> (B, c2*49)
@@ -274,14 +274,18 @@ def cnn(
     net = nn.Sequential(
         nn.Unflatten(1, (1, 28, 28)),  # (B, 784) -> (B, 1, 28, 28)
         nn.Conv2d(1, c1, 3, padding=1),  # (B, c1, 28, 28)
-        nn.ReLU(),
         nn.MaxPool2d(2),  # (B, c1, 14, 14)
-        nn.Conv2d(c1, c2, 3, padding=1),  # (B, c2, 14, 14)
         nn.ReLU(),
+        nn.Conv2d(c1, c2, 3, padding=1),  # (B, c2, 14, 14)
         nn.MaxPool2d(2),  # (B, c2, 7, 7)
+        nn.ReLU(),
         nn.Flatten(),  # (B, c2 * 49)
         nn.Linear(c2 * 49, n_out),
     )
+    # The pool comes before the ReLU: max(relu(a), relu(b)) = relu(max(a, b)), since
+    # relu never reorders values, so the outputs and gradients are those of ReLU-then-pool,
+    # bit for bit, while the ReLU (forward and backward) touches a quarter of the values.
+    # A training step measured 1.4x faster on the sample (docs/benchmarks.md).
     for layer in net:
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             _init_torch_layer(layer, init, std)
