@@ -68,7 +68,7 @@ TASK_DEFAULTS: dict[tuple[str, str], TaskDefaults] = {
     ("pair", "mean"): _MEAN,
     ("small", "linear"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=20),
     ("small", "net"): TaskDefaults("adam", "one-cycle", lr=3e-3, epochs=40, augment=True),
-    ("small", "cnn"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=20, augment=True),
+    ("small", "cnn"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=15, augment=True),
     ("small", "mean"): _MEAN,
     ("large", "linear"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=8),
     ("large", "net"): TaskDefaults("adam", "one-cycle", lr=3e-3, epochs=15),
