@@ -71,7 +71,7 @@ TASK_DEFAULTS: dict[tuple[str, str], TaskDefaults] = {
     ("small", "cnn"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=15, augment=True),
     ("small", "mean"): _MEAN,
     ("large", "linear"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=8),
-    ("large", "net"): TaskDefaults("adam", "one-cycle", lr=3e-3, epochs=15),
+    ("large", "net"): TaskDefaults("adam", "one-cycle", lr=2e-3, epochs=25),
     ("large", "cnn"): TaskDefaults("adam", "one-cycle", lr=1e-2, epochs=6),
     ("large", "mean"): _MEAN,
 }
