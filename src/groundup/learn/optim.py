@@ -98,7 +98,7 @@ class Adam(BasicOptim):
         v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)  # v = b2 v + (1 - b2) g^2
         m_hat_scale = 1 - self.b1**self.t
         v_hat_scale = (1 - self.b2**self.t) ** 0.5
-        denom = (v.sqrt() / v_hat_scale).add_(self.eps)
+        denom = v.sqrt().div_(v_hat_scale).add_(self.eps)  # one new tensor, not two
         p.addcdiv_(m, denom, value=-self.lr / m_hat_scale)
 
 
