@@ -289,7 +289,7 @@ def check_normalisation(datasets: dict[str, Dataset]) -> None:
             )
         # each class's mean pixel from the rows' sums: one pass, no copy of any class
         n_classes = len(ds.classes) or int(idx.max()) + 1
-        row_sums = ds.x.sum(dim=1, dtype=torch.float64)  # (N,)
+        row_sums = ds.x.sum(dim=1).double()  # (N,); summing in float64 would copy all of x
         sums = torch.zeros(n_classes, dtype=torch.float64, device=idx.device)
         sums = sums.index_add_(0, idx, row_sums).tolist()  # (n_classes,)
         counts = torch.bincount(idx, minlength=n_classes).tolist()
