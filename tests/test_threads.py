@@ -25,14 +25,15 @@ def test_omp_num_threads_is_the_users_choice():
     assert default_threads(0, cpus=2, env="0") == 1
 
 
-def test_every_default_model_gets_one_thread():
-    """Measured: on a shared 2-core machine even the cnn trained faster on one thread."""
+def test_the_nets_get_one_thread_and_the_cnn_two():
+    """Measured: a second thread makes the nets 2.4-2.9x slower beside a busy neighbour for
+    at most 1.3x when quiet; the cnn gains 2.0x quiet and loses 1.24x beside one."""
     from groundup.learn.compute import forward_flops
-    from groundup.learn.models import cnn, mlp
+    from groundup.learn.models import cnn, linear_model, mlp
 
+    assert forward_flops(linear_model(n_out=10)) < MANY_THREADS_FLOPS
     assert forward_flops(mlp((256, 128), n_out=10)) < MANY_THREADS_FLOPS
-    assert forward_flops(cnn()) < MANY_THREADS_FLOPS
-    assert forward_flops(cnn(10, (128, 256))) >= MANY_THREADS_FLOPS  # a much wider cnn
+    assert forward_flops(cnn()) >= MANY_THREADS_FLOPS
 
 
 def test_threads_is_checked():

@@ -80,14 +80,19 @@ HIDDEN: dict[str, tuple[int, ...]] = {"pair": (30,), "small": (256, 128), "large
 
 
 # Threads. On a shared 2-core machine, torch's two OpenMP threads spin-wait for each
-# other, and when a neighbour holds a core every model trains slower than on one thread.
-# Whole `groundup train` runs (bench/threads.py, Intel Xeon, load 4-7): sample net 16 s
-# on 1 thread against 76 s on 2; Fashion net 82 s against 355 s; even the cnn, with 16
-# times the net's work per image, 231 s against 345 s. So every default model takes one
-# thread; only a model of MANY_THREADS_FLOPS per image (4x the cnn's 7.7 MFLOP) is given
-# the second core. That threshold is not measured: no such model exists here yet.
+# other at every operation, so a neighbour holding one core stalls both. Whether the
+# second thread pays depends on the work per operation, that is on the model's size.
+# Whole default `groundup train` runs (bench/threads.py, Intel Xeon, 2026-12-03; "busy":
+# beside one pure-Python busy loop), 1 thread against 2:
+#   sample net (0.47 MFLOP a forward pass per image): quiet 5.1 / 4.8 s, busy 5.5 / 13.4 s
+#   Fashion net (0.47 MFLOP):                          quiet 27.9 / 21.4 s, busy 27.3 / 79.0 s
+#   sample cnn (7.7 MFLOP):                            quiet 31.3 / 15.7 s, busy 32.2 / 39.9 s
+# A net gains at most 1.3x from a second thread on a quiet machine and loses 2.4-2.9x
+# beside a neighbour; the cnn gains 2.0x and loses 1.24x. So models from MANY_THREADS_FLOPS
+# forward FLOPs per image (between the two measured sizes) take both cores, smaller ones
+# one. The choice is recorded in model.json; --threads and OMP_NUM_THREADS override it.
 MANY_THREADS = 2  # the most threads the policy gives (the machines we meet have 2 cores)
-MANY_THREADS_FLOPS = 32_000_000  # forward FLOPs per sample from which a model gets them
+MANY_THREADS_FLOPS = 2_000_000  # forward FLOPs per sample from which a model gets them
 
 
 def default_threads(forward_flops: int, cpus: int, env: str | None = None) -> int:
