@@ -145,3 +145,24 @@ def test_the_sampling_grid_is_affine_grids():
     ours = pixel_grid(torch.device("cpu")) @ theta.transpose(1, 2)  # (64, 784, 2)
     torch_grid = F.affine_grid(theta, [64, 1, SIDE, SIDE], align_corners=False)
     torch.testing.assert_close(ours.view(64, SIDE, SIDE, 2), torch_grid, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("dtype", "mean_error"), [(torch.float64, 1e-6), (torch.bfloat16, 0.05)])
+def test_other_dtypes_are_augmented_in_their_own_dtype(dtype, mean_error):
+    # (bfloat16 keeps 8 bits of each grid coordinate: about a tenth of a pixel)
+    x = torch.rand(4, 784)
+    theta = random_affine(4, torch.Generator().manual_seed(0))
+    out = augment_batch(x.to(dtype), theta)
+    assert out.dtype == dtype and out.shape == (4, 784)
+    assert (out.float() - augment_batch(x, theta)).abs().mean() < mean_error
+
+
+def test_a_grid_first_made_while_predicting_still_serves_training():
+    from groundup.learn import augment
+
+    augment._GRIDS.clear()
+    with torch.inference_mode():
+        augment_batch(torch.rand(2, 784), random_affine(2, torch.Generator().manual_seed(0)))
+    theta = random_affine(2, torch.Generator().manual_seed(1)).requires_grad_()
+    augment_batch(torch.rand(2, 784), theta).sum().backward()  # no inference tensor saved
+    assert theta.grad is not None

@@ -47,5 +47,9 @@ def test_a_padded_output_layer_is_counted_at_its_real_width(monkeypatch):
     monkeypatch.setattr(names, "PAD_OUTPUT", True)
     model = mlp((32,), n_out=10)
     assert pad_output_layer(model)
-    assert forward_flops(model) == 2 * (784 * 32 + 32 * 10)
-    assert model.layers[-1].pad_to == 16  # and the padding is back afterwards
+    assert forward_flops(model) == 2 * (784 * 32 + 32 * 10)  # not the padded 16 columns
+    assert model.layers[-1].pad_to == 16  # counting leaves the model as it was
+
+
+def test_a_cnn_in_another_dtype_is_counted_in_it():
+    assert forward_flops(cnn(10, (4, 8)).double()) == forward_flops(cnn(10, (4, 8)))

@@ -4,6 +4,7 @@ normalisation guard against the article's notebook bug, and --digits parsing."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -344,3 +345,13 @@ def test_pixels_that_are_not_numbers(pair_sets, value):
     x[row, 300] = value
     with pytest.raises(DataError, match=f"the valid split, class 9, .* first at row {row}"):
         _loaders(train, Dataset(x, valid.y, valid.classes, "valid"))
+
+
+@pytest.mark.parametrize(
+    ("y", "bad"), [(torch.tensor([[1.0], [0.0], [2.0]]), "row 2 ([2.0])"), (None, "row 1 (5)")]
+)
+def test_a_label_outside_the_classes_is_a_data_error(y, bad):
+    x = torch.rand(3, 784)
+    ds = Dataset(x, y, [2, 9]) if y is not None else Dataset(x, torch.tensor([0, 5, 1]), [0, 1, 2])
+    with pytest.raises(DataError, match=rf"the train split's label at {re.escape(bad)} is none"):
+        check_normalisation({"train": ds})

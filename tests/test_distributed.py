@@ -204,7 +204,10 @@ def _spawned_worker(rank: int, port: int, out_dir: str) -> None:
         results["ddp"] = _ddp_gradients(rank)
 
         for name, settings in SCENARIOS.items():
-            run = make_run(TrainConfig(device="cpu", **settings), rank=rank, world_size=2).fit()
+            # one thread each, whatever OMP_NUM_THREADS says: two workers share two cores,
+            # and a second OpenMP thread would be counted as left behind below
+            config = TrainConfig(device="cpu", threads=1, **settings)
+            run = make_run(config, rank=rank, world_size=2).fit()
             save_file(weights(run.model), f"{out_dir}/{name}-{rank}.safetensors")
             results[name] = run.history
     finally:

@@ -64,3 +64,18 @@ def test_without_threads_the_run_records_the_policys_choice(tmp_path, cli, monke
         assert json.loads((out / "model.json").read_text())["config"]["threads"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_workers_on_one_machine_share_its_cores(monkeypatch):
+    from groundup.learn.models import cnn
+    from groundup.runs import training
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 2)
+    before = torch.get_num_threads()
+    try:
+        config = TrainConfig(model="cnn")
+        assert training.use_threads(config, cnn(), world_size=1) == 2
+        assert training.use_threads(config, cnn(), world_size=2) == 1
+    finally:
+        torch.set_num_threads(before)

@@ -289,6 +289,13 @@ def check_normalisation(datasets: dict[str, Dataset]) -> None:
             )
         # each class's mean pixel from the rows' sums: one pass, no copy of any class
         n_classes = len(ds.classes) or int(idx.max()) + 1
+        lo_idx, hi_idx = (int(v) for v in torch.aminmax(idx))
+        if lo_idx < 0 or hi_idx >= n_classes:  # e.g. a pair's label that is not 0 or 1
+            row = int(((idx < 0) | (idx >= n_classes)).nonzero()[0])
+            raise DataError(
+                f"the {split} split's label at row {row} ({ds.y[row].tolist()}) is none of "
+                f"its {n_classes} classes"
+            )
         row_sums = ds.x.sum(dim=1).double()  # (N,); summing in float64 would copy all of x
         sums = torch.zeros(n_classes, dtype=torch.float64, device=idx.device)
         sums = sums.index_add_(0, idx, row_sums).tolist()  # (n_classes,)

@@ -43,7 +43,7 @@ def random_affine(
     shift: float = 2.0,
     scale: float = 0.1,
 ) -> Tensor:
-    """(n, 2, 3) affine matrices for `F.affine_grid`, each drawn independently.
+    """(n, 2, 3) affine matrices for `augment_batch`, each drawn independently.
 
     angle ~ U(-degrees, degrees), dx, dy ~ U(-shift, shift) pixels,
     scale ~ U(1 - scale, 1 + scale). A pixel is 2 / 28 in grid coordinates.
@@ -63,13 +63,14 @@ def augment_batch(x: Tensor, theta: Tensor) -> Tensor:
 
     The sampling grid is every output pixel's (x, y, 1) times theta transposed:
     (784, 3) @ (B, 3, 2) -> (B, 784, 2), where each output pixel reads from. This is
-    `F.affine_grid`'s arithmetic as one broadcast product, 3-4x faster on the CPU, which
-    rebuilds the (x, y, 1) grid for every image of every call. Bilinear interpolation
+    `F.affine_grid`'s arithmetic as one broadcast product: 3-4x faster on the CPU than
+    `F.affine_grid`, which rebuilds the (x, y, 1) grid for every image of every call.
+    Bilinear interpolation
     keeps pixels within [0, 1]. Returns (B, 784).
     """
     b = x.shape[0]
     images = x.reshape(b, 1, SIDE, SIDE)  # (B, 1, 28, 28)
-    grid = pixel_grid(x.device) @ theta.to(x).transpose(1, 2)  # (B, 784, 2)
+    grid = pixel_grid(x.device, x.dtype) @ theta.to(x).transpose(1, 2)  # (B, 784, 2)
     out = F.grid_sample(
         images, grid.view(b, SIDE, SIDE, 2), mode="bilinear", padding_mode="zeros",
         align_corners=False,
@@ -77,19 +78,22 @@ def augment_batch(x: Tensor, theta: Tensor) -> Tensor:
     return out.reshape(b, SIDE * SIDE)  # (B, 784)
 
 
-_GRIDS: dict[torch.device, Tensor] = {}
+_GRIDS: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
 
-def pixel_grid(device: torch.device) -> Tensor:
+def pixel_grid(device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
     """(784, 3): each pixel's centre (x, y, 1), row by row, x and y running from -1 to 1
-    across the image (pixel i's centre at (2i + 1) / 28 - 1). Made once per device."""
-    if device not in _GRIDS:
-        c = (torch.arange(SIDE, dtype=torch.float32, device=device) * 2 + 1) / SIDE - 1
-        ys, xs = torch.meshgrid(c, c, indexing="ij")  # (28, 28) each
-        _GRIDS[device] = torch.stack(
-            [xs.flatten(), ys.flatten(), torch.ones_like(c).repeat(SIDE)], 1
-        )
-    return _GRIDS[device]
+    across the image (pixel i's centre at (2i + 1) / 28 - 1). Made once per device and
+    dtype, outside inference mode, so that a grid first made while predicting still
+    serves a training batch."""
+    key = (torch.device(device), dtype)
+    if key not in _GRIDS:
+        with torch.inference_mode(False):
+            c = (torch.arange(SIDE, dtype=torch.float32, device=device) * 2 + 1) / SIDE - 1
+            ys, xs = torch.meshgrid(c, c, indexing="ij")  # (28, 28) each
+            ones = torch.ones_like(c).repeat(SIDE)
+            _GRIDS[key] = torch.stack([xs.flatten(), ys.flatten(), ones], 1).to(dtype)
+    return _GRIDS[key]
 
 
 class Augment:

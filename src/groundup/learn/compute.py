@@ -79,8 +79,10 @@ def _torch_module_flops(model: Any, n_in: int) -> int:
     was_training = model.training
     model.eval()
     try:
+        p = next(model.parameters(), None)  # the image goes where the weights are
+        where = {"device": p.device, "dtype": p.dtype} if p is not None else {}
         with torch.no_grad():
-            model(torch.zeros(1, n_in, device=next(model.parameters()).device))
+            model(torch.zeros(1, n_in, **where))
     finally:
         for hook in hooks:
             hook.remove()

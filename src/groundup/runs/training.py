@@ -96,7 +96,7 @@ def make_run(
     task = Task(config.digits)
     torch.manual_seed(config.seed)
     model = build_model(model_spec(config))  # step 1
-    config = replace(config, threads=use_threads(config, model))
+    config = replace(config, threads=use_threads(config, model, world_size))
     pad_output_layer(model)  # a speed detail only: the weights stay (n_in, n_out)
     if config.model == "mean":
         # pixel similarity learns by averaging, in one pass, not by gradient steps
@@ -132,15 +132,17 @@ def make_run(
     return TrainedRun(config, learn, init_state)
 
 
-def use_threads(config: TrainConfig, model: Any) -> int:
+def use_threads(config: TrainConfig, model: Any, world_size: int = 1) -> int:
     """Set and return the threads this run computes with: --threads if given, else
-    `default_threads` (OMP_NUM_THREADS, or by the model's forward FLOPs per sample).
+    `default_threads` (OMP_NUM_THREADS, or by the model's forward FLOPs per sample),
+    with the machine's cores shared among the `world_size` workers on it.
 
     torch's thread count belongs to the process: the run keeps it after training."""
     threads = config.threads
     if threads is None:
         flops = forward_flops(model) if config.model != "mean" else 0
-        threads = default_threads(flops, os.cpu_count() or 1, os.environ.get("OMP_NUM_THREADS"))
+        cores = max(1, (os.cpu_count() or 1) // world_size)
+        threads = default_threads(flops, cores, os.environ.get("OMP_NUM_THREADS"))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
