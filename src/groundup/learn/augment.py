@@ -65,8 +65,7 @@ def augment_batch(x: Tensor, theta: Tensor) -> Tensor:
     (784, 3) @ (B, 3, 2) -> (B, 784, 2), where each output pixel reads from. This is
     `F.affine_grid`'s arithmetic as one broadcast product: 3-4x faster on the CPU than
     `F.affine_grid`, which rebuilds the (x, y, 1) grid for every image of every call.
-    Bilinear interpolation
-    keeps pixels within [0, 1]. Returns (B, 784).
+    Bilinear interpolation keeps pixels within [0, 1]. Returns (B, 784).
     """
     b = x.shape[0]
     images = x.reshape(b, 1, SIDE, SIDE)  # (B, 1, 28, 28)

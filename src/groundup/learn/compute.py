@@ -38,23 +38,14 @@ def forward_flops(model: Any, n_in: int = 784) -> int:
     convolution and linear layer, which reads the output's h×w there. Counted by hand
     rather than by `torch.utils.flop_counter`: its dispatch mode imports torch's
     compiler, a second or two of start-up that every `groundup train` would pay."""
-    from groundup.learn.models import Linear, MeanClassifier, Module
+    from groundup.learn.models import MeanClassifier, Module
 
     if isinstance(model, MeanClassifier):
         return 0  # distances, not learned products: see training_flops
-    if isinstance(model, Module):
-        return sum(2 * layer.weight.numel() for layer in _layers(model, Linear))
+    if isinstance(model, Module):  # each Linear's (n_in, n_out) `weight`: 2 · n_in · n_out
+        named = model.named_parameters()
+        return sum(2 * p.numel() for name, p in named if name.rsplit(".", 1)[-1] == "weight")
     return _torch_module_flops(model, n_in)
-
-
-def _layers(module: Any, kind: type) -> list[Any]:
-    """Every sub-layer of `kind` in one of our Modules (attributes and lists of them)."""
-    found = [module] if isinstance(module, kind) else []
-    for value in vars(module).values():
-        for item in value if isinstance(value, list) else [value]:
-            if hasattr(item, "named_parameters") and item is not module:
-                found += _layers(item, kind)
-    return found
 
 
 def _torch_module_flops(model: Any, n_in: int) -> int:
